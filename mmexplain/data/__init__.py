@@ -1,0 +1,91 @@
+"""Datasets: easy-VQA, planted synthetic data and users' manifests, behind one loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import ConfigError
+from .base import MultimodalDataset, Splits, split_train_val
+from .easy_vqa import load_easy_vqa
+from .manifest import ManifestColumns, load_manifest
+from .synthetic import MODES as SYNTHETIC_MODES
+from .synthetic import load_synthetic, make_synthetic
+from .text import MiniLMTokenizer, WordTokenizer, tokenizer_from_config
+
+__all__ = [
+    "ManifestColumns",
+    "MiniLMTokenizer",
+    "MultimodalDataset",
+    "SYNTHETIC_MODES",
+    "Splits",
+    "WordTokenizer",
+    "load_dataset",
+    "load_easy_vqa",
+    "load_manifest",
+    "load_synthetic",
+    "make_synthetic",
+    "split_train_val",
+    "tokenizer_from_config",
+]
+
+
+def load_dataset(
+    spec: str,
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+    text_encoder: str = "word",
+    tokenizer: Any = None,
+    **options: Any,
+) -> tuple[Splits, Any]:
+    """Load train / val / test splits from a dataset spec string.
+
+    Parameters
+    ----------
+    spec : str
+        ``"easy-vqa"``; ``"synthetic:<mode>"`` or ``"synthetic:<mode>:regression"`` with a
+        mode from :data:`SYNTHETIC_MODES`; or the path of a ``.csv`` / ``.parquet`` manifest.
+    seed : int, default=0
+        Seeds the split (and the synthetic generator).
+    limit : int, optional
+        easy-VQA and manifests: at most this many train and test samples; synthetic: the
+        number of generated samples.
+    text_encoder : {"word", "minilm"}
+        Tokenizer for text modalities, matching the model's text encoder.
+    tokenizer : optional
+        Reuse a saved tokenizer (checkpoints do).
+    **options
+        Passed to the loader (e.g. ``modalities=`` for synthetic, ``columns=`` for manifests).
+
+    Returns
+    -------
+    splits : Splits
+    tokenizer : the text tokenizer, or None
+    """
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"dataset={spec!r}; expected 'easy-vqa', 'synthetic:<mode>' or a manifest path.")
+    if spec == "easy-vqa":
+        return load_easy_vqa(text_encoder=text_encoder, tokenizer=tokenizer, seed=seed, limit=limit, **options)
+    if spec.startswith("synthetic:"):
+        parts = spec.split(":")
+        mode = parts[1] if len(parts) > 1 else ""
+        task = parts[2] if len(parts) > 2 else "classification"
+        if mode not in SYNTHETIC_MODES or len(parts) > 3 or task not in ("classification", "regression"):
+            raise ConfigError(
+                f"dataset={spec!r}; use synthetic:<mode>[:regression] with mode one of {list(SYNTHETIC_MODES)}."
+            )
+        if limit is not None:
+            options.setdefault("n", limit)
+        return load_synthetic(mode, task=task, seed=seed, **options), None
+    path = Path(spec)
+    if path.suffix.lower() in (".csv", ".parquet", ".pq") or path.exists():
+        splits, tok = load_manifest(path, text_encoder=text_encoder, tokenizer=tokenizer, seed=seed, **options)
+        if limit is not None:
+            splits = Splits(splits.train.subset(range(min(limit, len(splits.train)))), splits.val,
+                            splits.test.subset(range(min(limit, len(splits.test)))))
+        return splits, tok
+    raise ConfigError(
+        f"dataset={spec!r} is not 'easy-vqa', 'synthetic:<mode>' ({', '.join(SYNTHETIC_MODES)}) "
+        "or an existing .csv / .parquet manifest."
+    )
