@@ -1,0 +1,23 @@
+"""Training, evaluation and saved runs."""
+
+from .metrics import classification_metrics, regression_metrics
+from .run import Run, load_or_train, load_run, run_params, save_run, train_run
+from .trainer import TrainConfig, TrainResult, evaluate, predict, resolve_device, seed_everything, train_model
+
+__all__ = [
+    "Run",
+    "TrainConfig",
+    "TrainResult",
+    "classification_metrics",
+    "evaluate",
+    "load_or_train",
+    "load_run",
+    "predict",
+    "regression_metrics",
+    "resolve_device",
+    "run_params",
+    "save_run",
+    "seed_everything",
+    "train_model",
+    "train_run",
+]

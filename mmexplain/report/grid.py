@@ -1,0 +1,189 @@
+"""A grid of report runs from YAML: notebooks x the cartesian product of parameter values.
+
+Example file::
+
+    notebooks: [notebooks/01_train_evaluate.ipynb]   # or a single path
+    parameters: {epochs: 2}                         # shared by every run
+    grid:                                           # every combination
+      dataset: [easy-vqa, "synthetic:interaction"]
+      fusion: [late, concat]
+      seed: [0, 1]
+
+Relative notebook paths are looked up from the current directory, then from the YAML
+file's folder. Run ids are ``<notebook stem>__<name>-<value>__...`` over the grid names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from ..exceptions import ConfigError
+from .runner import RunSpec, make_run_id
+
+__all__ = ["GridConfig", "expand_grid", "load_grid"]
+
+
+class GridConfig(BaseModel):
+    """The YAML grid file (unknown keys are errors).
+
+    Attributes
+    ----------
+    notebooks : list of str
+        One or more notebook paths (a single string is accepted).
+    parameters : dict
+        Parameters shared by every run.
+    grid : dict of str -> list
+        Each name's values; the runs are every combination (a scalar means one value).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    notebooks: list[str] = Field(min_length=1)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("notebooks", mode="before")
+    @classmethod
+    def _one_notebook(cls, value: Any) -> Any:
+        return [value] if isinstance(value, (str, os.PathLike)) else value
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _scalar_values(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: (v if isinstance(v, list) else [v]) for k, v in value.items()}
+        return value
+
+    @field_validator("grid")
+    @classmethod
+    def _non_empty(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in value.items():
+            if not values:
+                raise ValueError(f"grid.{key} has no values; give at least one.")
+        return value
+
+
+def _format_validation_error(source: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            allowed = ", ".join(GridConfig.model_fields)
+            lines.append(f"unknown key {loc!r} (allowed: {allowed})")
+        else:
+            lines.append(f"{loc or '(top level)'}: {e['msg']}")
+    return f"{source}: " + "; ".join(lines)
+
+
+def load_grid(path: str | os.PathLike[str]) -> GridConfig:
+    """Read and check a grid YAML file.
+
+    Parameters
+    ----------
+    path : str or PathLike
+
+    Returns
+    -------
+    GridConfig
+
+    Raises
+    ------
+    ConfigError
+        Missing file, bad YAML, unknown keys, wrong shapes, or a name both in
+        ``parameters`` and ``grid``; the message names the file and the key.
+    """
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"grid file {p} cannot be read: {err.strerror or err}") from None
+    try:
+        from papermill.iorw import NoDatesSafeLoader
+
+        data = yaml.load(text, Loader=NoDatesSafeLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"grid file {p} is not valid YAML: {err}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"grid file {p} must be a mapping with keys notebooks, parameters, grid.")
+    try:
+        config = GridConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(str(p), err)) from None
+    both = sorted(set(config.parameters) & set(config.grid))
+    if both:
+        raise ConfigError(f"{p}: {both} appear in both 'parameters' and 'grid'; keep each in one.")
+    config._source = p
+    return config
+
+
+def _resolve_notebook(name: str, base: Path | None) -> Path:
+    path = Path(name)
+    if path.is_absolute() or path.exists() or base is None:
+        return path
+    candidate = base / path
+    return candidate if candidate.exists() else path
+
+
+def expand_grid(
+    config: GridConfig,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+    kernel_name: str | None = None,
+    timeout: float | None = None,
+) -> list[RunSpec]:
+    """Expand a grid to one :class:`RunSpec` per notebook and combination.
+
+    Parameters
+    ----------
+    config : GridConfig
+    overrides : mapping, optional
+        Parameters that replace shared ones and grid axes (e.g. from ``-p`` on the
+        command line); an overridden axis is no longer varied.
+    base_dir : str or PathLike, optional
+        Second place to look for relative notebooks (default: the YAML file's folder).
+    kernel_name, timeout
+        Passed to every run.
+
+    Returns
+    -------
+    list of RunSpec
+        Unique, filename-safe run ids (colliding slugs get a hash suffix).
+    """
+    overrides = dict(overrides or {})
+    if base_dir is not None:
+        base: Path | None = Path(base_dir)
+    else:
+        base = config._source.parent if config._source is not None else None
+    axes = {k: v for k, v in config.grid.items() if k not in overrides}
+    shared = {**config.parameters, **overrides}
+    specs: list[tuple[Path, dict[str, Any], dict[str, Any], str]] = []
+    for nb_name in config.notebooks:
+        notebook = _resolve_notebook(nb_name, base)
+        for combo in itertools.product(*axes.values()) if axes else [()]:
+            varying = dict(zip(axes, combo))
+            params = {**shared, **varying}
+            specs.append((notebook, params, varying, make_run_id(notebook, varying)))
+    counts: dict[str, int] = {}
+    for *_, rid in specs:
+        counts[rid] = counts.get(rid, 0) + 1
+    out = []
+    for notebook, params, varying, rid in specs:
+        if counts[rid] > 1:
+            digest = hashlib.sha256(
+                json.dumps([str(notebook), varying], sort_keys=True, default=str).encode()
+            ).hexdigest()[:8]
+            rid = f"{rid}__{digest}"
+        out.append(RunSpec(notebook, params, rid, kernel_name, timeout))
+    return out

@@ -1,0 +1,35 @@
+"""Shared fixtures. Heavy objects (trained models, easy-VQA) are built once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def easy_vqa_small():
+    """easy-VQA with 2,000 train and 2,000 test questions, word tokenizer."""
+    from mmexplain.data import load_easy_vqa
+
+    return load_easy_vqa(limit=2000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_synthetic():
+    """Models trained on planted data, keyed by (mode, fusion); trained on first use."""
+    from mmexplain.training import train_run
+
+    cache: dict = {}
+
+    def get(mode: str, fusion: str, **kw):
+        key = (mode, fusion, tuple(sorted(kw.items())))
+        if key not in cache:
+            cache[key] = train_run(f"synthetic:{mode}", fusion, epochs=kw.pop("epochs", 15), progress=False, **kw)
+        return cache[key]
+
+    return get
