@@ -25,6 +25,11 @@ from typing import Any
 
 from ..exceptions import ConfigError, MMExplainError
 
+_DESCRIPTION = (
+    "Run a notebook, or a YAML grid of notebook runs, into HTML/ipynb/JSON reports under "
+    "--out (plus index.html). Exit status: 0 all ok, 1 some run failed, 2 bad input."
+)
+
 __all__ = ["add_report_arguments", "add_report_subparser", "main", "main_report", "parse_value"]
 
 
@@ -65,17 +70,34 @@ def parse_value(raw: str, expected: type | None = None) -> Any:
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``report`` options to ``parser`` (used by the subcommand and ``-m``)."""
     parser.add_argument("notebook", nargs="?", metavar="NOTEBOOK", help="notebook to run")
-    parser.add_argument("--grid", metavar="FILE.yaml", help="YAML grid of runs (instead of NOTEBOOK)")
     parser.add_argument(
-        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+        "--grid", metavar="FILE.yaml", help="YAML grid of runs (instead of NOTEBOOK)"
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
         help="set a notebook parameter (repeatable; VALUE parsed as YAML)",
     )
-    parser.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports/)")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="runs in parallel (default 1)")
-    parser.add_argument("--force", action="store_true", help="re-run runs that are already complete")
+    parser.add_argument(
+        "--out", default="reports", metavar="DIR", help="output folder (default: reports/)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="runs in parallel (default 1)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="re-run runs that are already complete"
+    )
     parser.add_argument("--device", help="set the 'device' parameter of notebooks that have one")
-    parser.add_argument("--run-id", help="run id (single NOTEBOOK only; default from its parameters)")
-    parser.add_argument("--kernel", dest="kernel_name", help="kernel name (default: the notebook's)")
+    parser.add_argument(
+        "--run-id", help="run id (single NOTEBOOK only; default from its parameters)"
+    )
+    parser.add_argument(
+        "--kernel", dest="kernel_name", help="kernel name (default: the notebook's)"
+    )
     parser.add_argument("--timeout", type=float, help="per-cell timeout in seconds")
     return parser
 
@@ -97,7 +119,7 @@ def add_report_subparser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "report",
         help="run notebooks into HTML/ipynb/JSON reports",
-        description=__doc__.split("\n\n")[0],
+        description=_DESCRIPTION,
     )
     add_report_arguments(parser)
     parser.set_defaults(func=main_report)
@@ -135,7 +157,9 @@ def _build_specs(args: argparse.Namespace) -> list[Any]:
         raise ConfigError("--run-id applies to a single NOTEBOOK, not to --grid.")
     config = load_grid(args.grid)
     overrides = {name: parse_value(text) for name, text in raw.items()}
-    specs = expand_grid(config, overrides=overrides, kernel_name=args.kernel_name, timeout=args.timeout)
+    specs = expand_grid(
+        config, overrides=overrides, kernel_name=args.kernel_name, timeout=args.timeout
+    )
     fixed = []
     with_device = 0
     for spec in specs:
@@ -183,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["report"]:
         argv = argv[1:]
     parser = add_report_arguments(
-        argparse.ArgumentParser(prog="python -m mmexplain.report.cli", description=__doc__.split("\n\n")[0])
+        argparse.ArgumentParser(prog="python -m mmexplain.report.cli", description=_DESCRIPTION)
     )
     return main_report(parser.parse_args(argv))
 

@@ -23,6 +23,7 @@ import copy
 import html
 import json
 import re
+import threading
 from collections.abc import Mapping
 from html.parser import HTMLParser
 from typing import Any
@@ -93,7 +94,7 @@ def _allow_attribute(tag: str, name: str, value: str) -> bool:
     return False
 
 
-_cleaner: Any = None
+_local = threading.local()  # bleach Cleaner instances are not thread-safe
 
 
 def sanitize_html(fragment: str) -> str:
@@ -113,12 +114,12 @@ def sanitize_html(fragment: str) -> str:
     str
         The sanitised fragment.
     """
-    global _cleaner
-    if _cleaner is None:
+    cleaner = getattr(_local, "cleaner", None)
+    if cleaner is None:
         import bleach
         from bleach.css_sanitizer import ALLOWED_CSS_PROPERTIES, CSSSanitizer
 
-        _cleaner = bleach.Cleaner(
+        cleaner = _local.cleaner = bleach.Cleaner(
             tags=_SAFE_TAGS,
             attributes=_allow_attribute,
             protocols={"http", "https", "mailto", "data"},
@@ -126,7 +127,7 @@ def sanitize_html(fragment: str) -> str:
             strip=False,
             strip_comments=True,
         )
-    return _cleaner.clean(fragment)
+    return cleaner.clean(fragment)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +178,9 @@ def _parse_newplot(source: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     return fig, config
 
 
-def plotly_figure_from_output(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def plotly_figure_from_output(
+    data: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Find a plotly figure in one output's mime bundle.
 
     Parameters
@@ -237,10 +240,13 @@ _DROP_MIMES = (
     "text/javascript",
     "application/vnd.jupyter.widget-view+json",
     "application/vnd.jupyter.widget-state+json",
+    "text/vnd.mermaid",  # the lab template inserts it unescaped, and mermaid.js is not loaded
 )
 
 
-def prepare_notebook(nb: nbformat.NotebookNode, *, header_html: str = "") -> tuple[nbformat.NotebookNode, int]:
+def prepare_notebook(
+    nb: nbformat.NotebookNode, *, header_html: str = ""
+) -> tuple[nbformat.NotebookNode, int]:
     """Return a copy of ``nb`` ready for export, and its number of plotly figures.
 
     Plotly figures are rebuilt from their JSON, plotly.js loader outputs are dropped,
@@ -352,7 +358,9 @@ def notebook_to_html(nb: nbformat.NotebookNode, *, title: str, header_html: str 
 
 class _ResourceFinder(HTMLParser):
     _SRC_TAGS = {"script", "img", "iframe", "audio", "video", "source", "embed", "track", "input"}
-    _IMPORT = re.compile(r"""(?:\bimport\s*\(?\s*|@import\s+(?:url\()?\s*)["']((?:https?:)?//[^"']+)""")
+    _IMPORT = re.compile(
+        r"""(?:\bimport\s*\(?\s*|@import\s+(?:url\()?\s*)["']((?:https?:)?//[^"']+)"""
+    )
     _CSS_URL = re.compile(r"""url\(\s*["']?((?:https?:)?//[^"')\s]+)""")
 
     def __init__(self) -> None:
@@ -384,8 +392,8 @@ class _ResourceFinder(HTMLParser):
         if self._in == "script":
             self.found.extend(f"import {u}" for u in self._IMPORT.findall(data))
         elif self._in == "style":
-            self.found.extend(f"@import {u}" for u in self._IMPORT.findall(data))
-            self.found.extend(f"url({u})" for u in self._CSS_URL.findall(data))
+            urls = self._IMPORT.findall(data) + self._CSS_URL.findall(data)
+            self.found.extend(f"css {u}" for u in dict.fromkeys(urls))
 
 
 def external_resources(document: str) -> list[str]:
@@ -459,6 +467,10 @@ def provenance_table_html(envelope: Mapping[str, Any]) -> str:
             row(f"Parameter {name}", params[name])
     else:
         row("Parameters", "(notebook defaults)", code=False)
+    effective = prov.get("parameters") or {}
+    defaults = {k: effective[k] for k in prov.get("defaults_used") or [] if k in effective}
+    if defaults:
+        row("Defaults used", ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(defaults.items())))
     for key, label in (
         ("seed", "Seed"),
         ("device", "Device"),
@@ -479,6 +491,5 @@ def provenance_table_html(envelope: Mapping[str, Any]) -> str:
         row("Packages", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
     body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     return (
-        '<div class="mmx-provenance"><strong>Report provenance</strong>'
-        f"<table>{body}</table></div>"
+        f'<div class="mmx-provenance"><strong>Report provenance</strong><table>{body}</table></div>'
     )

@@ -44,9 +44,11 @@ def key_numbers(results: dict[str, Any], *, limit: int = _MAX_KEYS) -> dict[str,
     for key, value in results.items():
         if key in _SKIP_KEYS:
             continue
-        if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= _MAX_STR):
+        if isinstance(value, (bool, int, float)) or (
+            isinstance(value, str) and len(value) <= _MAX_STR
+        ):
             picked[key] = value
-    ordered = sorted(picked, key=lambda k: (0 if "acc" in k.lower() else 1))
+    ordered = sorted(picked, key=lambda k: 0 if "acc" in k.lower() else 1)
     return {k: picked[k] for k in ordered[:limit]}
 
 
@@ -70,7 +72,9 @@ def collect_records(out_dir: str | os.PathLike[str], records: Iterable[Any] = ()
     found: dict[str, Any] = {}
     root = Path(out_dir)
     if root.is_dir():
-        for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for run_dir in sorted(
+            p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        ):
             path = run_dir / f"{run_dir.name}.json"
             if path.is_file():
                 try:
@@ -86,33 +90,37 @@ def _link(out_dir: Path, path: Path | None) -> str | None:
     if path is None or not path.exists():
         return None
     try:
-        return path.relative_to(out_dir).as_posix()
+        return path.absolute().relative_to(out_dir).as_posix()
     except ValueError:
         return path.as_posix()
 
 
 def index_entries(out_dir: str | os.PathLike[str], records: Iterable[Any]) -> list[dict[str, Any]]:
     """JSON-ready rows of the index (what ``index.json`` holds under ``"runs"``)."""
-    root = Path(out_dir)
+    root = Path(out_dir).absolute()
     rows = []
     for rec in records:
         error = rec.error or None
-        rows.append({
-            "run_id": rec.run_id,
-            "notebook": rec.notebook,
-            "status": rec.status,
-            "parameters": rec.parameters,
-            "params_hash": rec.params_hash,
-            "key_results": key_numbers(rec.results),
-            "error": None if error is None else {
-                "cell_index": error.get("cell_index"),
-                "ename": error.get("ename"),
-                "evalue": error.get("evalue"),
-            },
-            "seconds": (rec.provenance or {}).get("seconds"),
-            "finished": (rec.provenance or {}).get("finished"),
-            "files": {k: _link(root, rec.files.get(k)) for k in ("html", "ipynb", "json")},
-        })
+        rows.append(
+            {
+                "run_id": rec.run_id,
+                "notebook": rec.notebook,
+                "status": rec.status,
+                "parameters": rec.parameters,
+                "params_hash": rec.params_hash,
+                "key_results": key_numbers(rec.results),
+                "error": None
+                if error is None
+                else {
+                    "cell_index": error.get("cell_index"),
+                    "ename": error.get("ename"),
+                    "evalue": error.get("evalue"),
+                },
+                "seconds": (rec.provenance or {}).get("seconds"),
+                "finished": (rec.provenance or {}).get("finished"),
+                "files": {k: _link(root, rec.files.get(k)) for k in ("html", "ipynb", "json")},
+            }
+        )
     return rows
 
 
@@ -159,8 +167,15 @@ def _render_html(rows: list[dict[str, Any]]) -> str:
             f"{esc(str(k))}: <strong>{esc(_fmt(v))}</strong>" for k, v in r["key_results"].items()
         )
         files = r["files"]
-        links = " ".join(x for x in (a(files["html"], "html"), a(files["ipynb"], "ipynb"),
-                                     a(files["json"], "json")) if x)
+        links = " ".join(
+            x
+            for x in (
+                a(files["html"], "html"),
+                a(files["ipynb"], "ipynb"),
+                a(files["json"], "json"),
+            )
+            if x
+        )
         err = r["error"]
         if err:
             where = f" (cell {err['cell_index']})" if err.get("cell_index") is not None else ""
@@ -205,12 +220,14 @@ def write_index(out_dir: str | os.PathLike[str], records: Iterable[Any] = ()) ->
     Path
         The ``index.html`` path.
     """
-    root = Path(out_dir)
+    root = Path(out_dir).absolute()
     root.mkdir(parents=True, exist_ok=True)
     rows = index_entries(root, collect_records(root, records))
     atomic_write_text(
         root / "index.json",
-        json.dumps({"schema_version": SCHEMA_VERSION, "runs": rows}, indent=2, sort_keys=True,
-                   default=str) + "\n",
+        json.dumps(
+            {"schema_version": SCHEMA_VERSION, "runs": rows}, indent=2, sort_keys=True, default=str
+        )
+        + "\n",
     )
     return atomic_write_text(root / "index.html", _render_html(rows))

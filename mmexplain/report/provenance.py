@@ -167,7 +167,7 @@ def collect_provenance(
     parameters : mapping
         Parameters passed to the run.
     defaults : mapping
-        The notebook's literal defaults (used for ``seed`` and ``device`` when not passed).
+        The notebook's defaults: literal values, or the source text of non-literal ones.
     results : mapping
         What the notebook recorded; ``data_fingerprint`` / ``checkpoint_hash`` are copied.
     started, finished : str
@@ -186,6 +186,8 @@ def collect_provenance(
     effective = {**defaults, **parameters}
     commit, dirty = git_state(cwd)
     prov: dict[str, Any] = {
+        "parameters": effective,
+        "defaults_used": sorted(set(defaults) - set(parameters)),
         "seed": effective.get("seed"),
         "device": effective.get("device"),
         "git_commit": commit,

@@ -141,7 +141,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ReportError(f"results file {path} is not readable JSON: {err}") from None
     if not isinstance(data, dict):
-        raise ReportError(f"results file {path} must hold a JSON object; got {type(data).__name__}.")
+        raise ReportError(
+            f"results file {path} must hold a JSON object; got {type(data).__name__}."
+        )
     return data
 
 

@@ -18,7 +18,6 @@ import ast
 import concurrent.futures as cf
 import functools
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -203,6 +202,8 @@ class NotebookParameter:
     default : Any
         The literal default, or None when it is not a literal.
     help : str
+    literal : bool
+        Whether the default is a Python literal (``default`` holds its value).
     """
 
     name: str
@@ -210,6 +211,7 @@ class NotebookParameter:
     default_source: str
     default: Any
     help: str = ""
+    literal: bool = True
 
     def accepts(self, value: Any) -> bool:
         """Whether ``value`` can stand for this parameter's default."""
@@ -241,7 +243,9 @@ def _infer_type(annotation: str, default: Any) -> type | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _inspect_cached(path: str, mtime_ns: int, size: int) -> tuple[bool, tuple[NotebookParameter, ...]]:
+def _inspect_cached(
+    path: str, mtime_ns: int, size: int
+) -> tuple[bool, tuple[NotebookParameter, ...]]:
     import nbformat
     import papermill
 
@@ -250,7 +254,7 @@ def _inspect_cached(path: str, mtime_ns: int, size: int) -> tuple[bool, tuple[No
     except Exception as err:  # nbformat raises several types for unreadable files
         raise ConfigError(f"notebook {path} is not a readable .ipynb file: {err}") from None
     has_cell = any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
-    raw = papermill.inspect_notebook(path) if has_cell else {}
+    raw = papermill.inspect_notebook(_escape_format(Path(path))) if has_cell else {}
     params = []
     for name, info in raw.items():
         source = info.get("default") or ""
@@ -265,6 +269,7 @@ def _inspect_cached(path: str, mtime_ns: int, size: int) -> tuple[bool, tuple[No
                 default_source=source,
                 default=None if default is _MISSING else default,
                 help=info.get("help") or "",
+                literal=default is not _MISSING,
             )
         )
     return has_cell, tuple(params)
@@ -422,7 +427,9 @@ def _prepare(spec: RunSpec) -> _Prepared:
     except ReportError as err:
         raise ConfigError(f"{notebook}: {err}") from None
     declared = validate_parameters(notebook, params)
-    run_id = _check_run_id(spec.run_id) if spec.run_id is not None else make_run_id(notebook, params)
+    run_id = (
+        _check_run_id(spec.run_id) if spec.run_id is not None else make_run_id(notebook, params)
+    )
     return _Prepared(
         notebook=notebook,
         notebook_label=str(spec.notebook),
@@ -489,8 +496,15 @@ def _swap_into_place(tmp_dir: Path, run_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _execute(prep: _Prepared, out_dir: Path, *, kernel_name: str | None, timeout: float | None,
-             cwd: str | None, raise_on_error: bool) -> RunRecord:
+def _execute(
+    prep: _Prepared,
+    out_dir: Path,
+    *,
+    kernel_name: str | None,
+    timeout: float | None,
+    cwd: str | None,
+    raise_on_error: bool,
+) -> RunRecord:
     import nbformat
     import papermill
 
@@ -519,7 +533,9 @@ def _execute(prep: _Prepared, out_dir: Path, *, kernel_name: str | None, timeout
                 log_output=False,
                 request_save_on_cell_execute=True,
                 execution_timeout=timeout,
-                cwd=cwd,
+                # nbclient starts the kernel in resources.metadata.path; papermill's own
+                # ``cwd`` would chdir the whole process, which races between batch threads.
+                resources={"metadata": {"path": cwd}} if cwd else {},
             )
         except Exception as err:  # a cell error, a dead kernel, a timeout...
             error = _error_from_exception(err)
@@ -529,17 +545,26 @@ def _execute(prep: _Prepared, out_dir: Path, *, kernel_name: str | None, timeout
         results: dict[str, Any] = {}
         if results_file.exists():
             try:
-                results = load_results(results_file)
+                results = to_jsonable(load_results(results_file), name="results")  # nan -> None
             except ReportError as err:
-                error = error or {"cell_index": None, "execution_count": None,
-                                  "ename": "ReportError", "evalue": str(err), "traceback": ""}
+                error = error or {
+                    "cell_index": None,
+                    "execution_count": None,
+                    "ename": "ReportError",
+                    "evalue": str(err),
+                    "traceback": "",
+                }
             results_file.unlink()
         if ipynb.exists():
             nb = nbformat.read(ipynb, as_version=4)
         else:  # the kernel never started: report on the input notebook
             nb = nbformat.read(prep.notebook, as_version=4)
 
-        defaults = {n: p.default for n, p in prep.declared.items()}
+        defaults = {
+            n: (p.default if p.literal else p.default_source)
+            for n, p in prep.declared.items()
+            if n != RESULTS_PARAMETER
+        }
         record = RunRecord(
             run_id=prep.run_id,
             notebook=prep.notebook_label,
@@ -566,7 +591,9 @@ def _execute(prep: _Prepared, out_dir: Path, *, kernel_name: str | None, timeout
 
         nb.metadata["mmexplain"] = {k: v for k, v in envelope.items() if k != "files"}
         nbformat.write(nb, ipynb)
-        document = notebook_to_html(nb, title=prep.run_id, header_html=provenance_table_html(envelope))
+        document = notebook_to_html(
+            nb, title=prep.run_id, header_html=provenance_table_html(envelope)
+        )
         (tmp_dir / f"{prep.run_id}.html").write_text(document, encoding="utf-8")
         atomic_write_text(
             tmp_dir / f"{prep.run_id}.json",
@@ -585,7 +612,8 @@ def _execute(prep: _Prepared, out_dir: Path, *, kernel_name: str | None, timeout
             shutil.rmtree(tmp_dir, ignore_errors=True)
 
     if error and raise_on_error:
-        where = f"cell {error['cell_index']}" if error["cell_index"] is not None else "setup"
+        idx = error["cell_index"]
+        where = f"cell {idx}" if idx is not None else "an unknown cell (kernel or timeout error)"
         raise NotebookExecutionError(
             f"{prep.notebook} (run {prep.run_id!r}) failed at {where}: "
             f"{error['ename']}: {error['evalue']}. Partial notebook: {record.files['ipynb']}",
@@ -649,13 +677,19 @@ def run_notebook(
         The report could not be written; an earlier report of the same run is untouched.
     """
     prep = _prepare(RunSpec(notebook, parameters or {}, run_id, kernel_name, timeout))
-    out = Path(out_dir)
+    out = Path(out_dir).absolute()
     if not force:
         done = _complete_record(out / prep.run_id, prep.run_id, prep.params_hash)
         if done is not None:
             return done
-    return _execute(prep, out, kernel_name=kernel_name, timeout=timeout,
-                    cwd=None if cwd is None else str(cwd), raise_on_error=raise_on_error)
+    return _execute(
+        prep,
+        out,
+        kernel_name=kernel_name,
+        timeout=timeout,
+        cwd=None if cwd is None else str(Path(cwd).absolute()),
+        raise_on_error=raise_on_error,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,15 +697,23 @@ def run_notebook(
 # ---------------------------------------------------------------------------------------------
 
 
-def _run_prepared(prep: _Prepared, out_dir: Path, spec: RunSpec, force: bool, cwd: str | None) -> RunRecord:
+def _run_prepared(
+    prep: _Prepared, out_dir: Path, spec: RunSpec, force: bool, cwd: str | None
+) -> RunRecord:
     """Worker: never raises for a failed run; a report-writing failure becomes a record."""
     if not force:
         done = _complete_record(out_dir / prep.run_id, prep.run_id, prep.params_hash)
         if done is not None:
             return done
     try:
-        return _execute(prep, out_dir, kernel_name=spec.kernel_name, timeout=spec.timeout,
-                        cwd=cwd, raise_on_error=False)
+        return _execute(
+            prep,
+            out_dir,
+            kernel_name=spec.kernel_name,
+            timeout=spec.timeout,
+            cwd=cwd,
+            raise_on_error=False,
+        )
     except Exception as err:
         return RunRecord(
             run_id=prep.run_id,
@@ -679,13 +721,18 @@ def _run_prepared(prep: _Prepared, out_dir: Path, spec: RunSpec, force: bool, cw
             parameters=prep.parameters,
             status="failed",
             run_dir=out_dir / prep.run_id,
-            error={"cell_index": None, "execution_count": None, "ename": type(err).__name__,
-                   "evalue": str(err), "traceback": ""},
+            error={
+                "cell_index": None,
+                "execution_count": None,
+                "ename": type(err).__name__,
+                "evalue": str(err),
+                "traceback": "",
+            },
             params_hash=prep.params_hash,
         )
 
 
-def prepare_batch(runs: Sequence[RunSpec]) -> list[_Prepared]:
+def _prepare_batch(runs: Sequence[RunSpec]) -> list[_Prepared]:
     """Validate every run (parameters, run ids, duplicates); raise one ConfigError for all."""
     prepared: list[_Prepared] = []
     problems: list[str] = []
@@ -716,7 +763,7 @@ def run_batch(
     progress: bool | None = None,
     cwd: str | os.PathLike[str] | None = None,
 ) -> list[RunRecord]:
-    """Run many notebooks (in parallel processes), then write ``index.html`` / ``index.json``.
+    """Run many notebooks (``jobs`` at a time), then write ``index.html`` / ``index.json``.
 
     Every run is validated first; one invalid run stops the batch before anything runs.
     A failing notebook does not stop the others.
@@ -726,7 +773,7 @@ def run_batch(
     runs : sequence of RunSpec
     out_dir : str or PathLike, default "reports"
     jobs : int, default 1
-        Runs at a time; each run starts its own kernel.
+        Runs at a time (worker threads; each run starts its own kernel process).
     force : bool, default False
         Re-run complete runs too.
     progress : bool, optional
@@ -750,21 +797,29 @@ def run_batch(
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs must be an integer >= 1; got {jobs!r}.")
-    prepared = prepare_batch(runs)
-    out = Path(out_dir)
+    prepared = _prepare_batch(runs)
+    out = Path(out_dir).absolute()  # papermill resolves relative paths via shared state
     out.mkdir(parents=True, exist_ok=True)
-    cwd_s = None if cwd is None else str(cwd)
+    cwd_s = None if cwd is None else str(Path(cwd).absolute())
     records: list[RunRecord | None] = [None] * len(prepared)
-    bar = tqdm(total=len(prepared), desc="reports", unit="run",
-               disable=None if progress is None else not progress)
+    bar = tqdm(
+        total=len(prepared),
+        desc="reports",
+        unit="run",
+        disable=None if progress is None else not progress,
+    )
     try:
         if jobs == 1 or len(prepared) <= 1:
             for i, (prep, spec) in enumerate(zip(prepared, runs)):
                 records[i] = _run_prepared(prep, out, spec, force, cwd_s)
                 bar.update()
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=min(jobs, len(prepared)), mp_context=ctx) as pool:
+            # Threads, not processes: each run's work is in its own kernel process anyway,
+            # and a thread pool needs no ``if __name__ == "__main__"`` guard in callers.
+            pool = cf.ThreadPoolExecutor(
+                max_workers=min(jobs, len(prepared)), thread_name_prefix="mmexplain-report"
+            )
+            try:
                 futures = {
                     pool.submit(_run_prepared, prep, out, spec, force, cwd_s): i
                     for i, (prep, spec) in enumerate(zip(prepared, runs))
@@ -776,14 +831,24 @@ def run_batch(
                     except Exception as err:  # e.g. a worker process killed
                         prep = prepared[i]
                         records[i] = RunRecord(
-                            run_id=prep.run_id, notebook=prep.notebook_label,
-                            parameters=prep.parameters, status="failed",
-                            run_dir=out / prep.run_id, params_hash=prep.params_hash,
-                            error={"cell_index": None, "execution_count": None,
-                                   "ename": type(err).__name__, "evalue": str(err),
-                                   "traceback": ""},
+                            run_id=prep.run_id,
+                            notebook=prep.notebook_label,
+                            parameters=prep.parameters,
+                            status="failed",
+                            run_dir=out / prep.run_id,
+                            params_hash=prep.params_hash,
+                            error={
+                                "cell_index": None,
+                                "execution_count": None,
+                                "ename": type(err).__name__,
+                                "evalue": str(err),
+                                "traceback": "",
+                            },
                         )
                     bar.update()
+            finally:
+                # On Ctrl-C, runs not started yet are dropped; running kernels finish.
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     done = [r for r in records if r is not None]

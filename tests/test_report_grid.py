@@ -1,0 +1,161 @@
+"""YAML grids, batches in parallel, the index, and re-running only what failed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from mmexplain.exceptions import ConfigError
+from mmexplain.report.cli import main as cli_main
+from mmexplain.report.grid import expand_grid, load_grid
+from mmexplain.report.runner import RunSpec, run_batch
+
+NB = Path(__file__).parent / "fixtures" / "notebooks"
+SIMPLE = NB / "simple.ipynb"
+XSS = "<script>window.__xss=1</script>"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------------------- grid files
+
+
+def test_grid_expands_cartesian_product_times_notebooks(tmp_path: Path) -> None:
+    grid = write(
+        tmp_path / "g.yaml",
+        f"""
+notebooks: [{SIMPLE}, {NB / "xss.ipynb"}]
+parameters: {{alpha: 2}}
+grid: {{dataset: [easy-vqa, "synthetic:interaction"], fusion: [late, concat], seed: [0, 1]}}
+""",
+    )
+    config = load_grid(grid)
+    specs = expand_grid(config)
+    assert len(specs) == 2 * 2 * 2 * 2
+    ids = [s.run_id for s in specs]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", i) for i in ids)
+    assert ids[0] == "simple__dataset-easy-vqa__fusion-late__seed-0"
+    assert "simple__dataset-synthetic-interaction__fusion-concat__seed-1" in ids
+    assert specs[0].parameters == {"alpha": 2, "dataset": "easy-vqa", "fusion": "late", "seed": 0}
+
+
+def test_grid_single_notebook_scalar_values_and_overrides(tmp_path: Path) -> None:
+    grid = write(tmp_path / "g.yaml", "notebooks: simple.ipynb\ngrid: {n: 2, label: [a, b]}\n")
+    specs = expand_grid(load_grid(grid), base_dir=NB)
+    assert [s.run_id for s in specs] == ["simple__n-2__label-a", "simple__n-2__label-b"]
+    assert Path(specs[0].notebook) == NB / "simple.ipynb"
+    # An override fixes an axis: it is no longer varied nor part of the id.
+    specs = expand_grid(load_grid(grid), base_dir=NB, overrides={"label": "c"})
+    assert [(s.run_id, s.parameters["label"]) for s in specs] == [("simple__n-2", "c")]
+
+
+def test_grid_colliding_slugs_get_distinct_ids(tmp_path: Path) -> None:
+    grid = write(
+        tmp_path / "g.yaml", f"notebooks: [{SIMPLE}]\ngrid: {{label: ['a:b', 'a b', a-b]}}\n"
+    )
+    ids = [s.run_id for s in expand_grid(load_grid(grid))]
+    assert len(set(ids)) == 3 and all(i.startswith("simple__label-a-b__") for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "notebooks: [a.ipynb]\ngird: {x: [1]}\n",
+            r"g\.yaml: unknown key 'gird' \(allowed: notebooks, parameters, grid\)",
+        ),
+        ("notebooks: [a.ipynb]\ngrid: {x: []}\n", r"g\.yaml: grid.*grid\.x has no values"),
+        ("grid: {x: [1]}\n", r"g\.yaml: notebooks: Field required"),
+        (
+            "notebooks: [a.ipynb]\nparameters: {x: 1}\ngrid: {x: [1, 2]}\n",
+            r"\['x'\] appear in both",
+        ),
+        ("notebooks: [a.ipynb\n", r"g\.yaml is not valid YAML"),
+        ("- a\n- b\n", r"must be a mapping"),
+    ],
+)
+def test_bad_grid_files(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_grid(write(tmp_path / "g.yaml", text))
+
+
+def test_grid_with_bad_parameter_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = write(
+        tmp_path / "g.yaml", f"notebooks: [{SIMPLE}]\ngrid: {{n: [1, two], epochs: [1]}}\n"
+    )
+    out = tmp_path / "out"
+    assert cli_main(["--grid", str(grid), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter 'epochs'" in err and "'n'='two'" in err and "nothing was run" in err
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="used twice"):
+        run_batch([RunSpec(SIMPLE, {}, "same"), RunSpec(SIMPLE, {"n": 1}, "same")], out)
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------- batches
+
+
+@pytest.mark.slow
+def test_batch_in_parallel_one_failure_then_rerun_only_it(tmp_path: Path) -> None:
+    grid = write(
+        tmp_path / "grid.yaml",
+        f"""
+notebooks: {SIMPLE}
+parameters: {{alpha: 0.25}}
+grid:
+  n: [1, 2, 3, 4]
+  label: [plain, "{XSS} \\"q\\" 'q'"]
+""",
+    )
+    out = tmp_path / "reports"
+    specs = expand_grid(load_grid(grid))
+    assert len(specs) == 8
+    broken = dataclasses.replace(specs[5], parameters={**specs[5].parameters, "fail": True})
+    records = run_batch([*specs[:5], broken, *specs[6:]], out, jobs=2)
+
+    assert [r.run_id for r in records] == [s.run_id for s in specs]
+    assert [r.status for r in records].count("ok") == 7
+    failed = records[5]
+    assert failed.status == "failed" and failed.error["ename"] == "RuntimeError"
+    assert "asked to fail" in failed.error["evalue"] and failed.ipynb_path.is_file()
+
+    index_html = (out / "index.html").read_text()
+    index = json.loads((out / "index.json").read_text())
+    rows = {r["run_id"]: r for r in index["runs"]}
+    assert len(rows) == 8 and rows[failed.run_id]["status"] == "failed"
+    assert rows[failed.run_id]["files"]["ipynb"] == f"{failed.run_id}/{failed.run_id}.ipynb"
+    assert rows[specs[0].run_id]["key_results"]["accuracy"] == records[0].results["accuracy"]
+    assert "RuntimeError: asked to fail" in index_html and "partial notebook" in index_html
+    assert f'href="{failed.run_id}/{failed.run_id}.ipynb"' in index_html
+    assert (
+        "<script" not in index_html and "&lt;script&gt;window.__xss=1&lt;/script&gt;" in index_html
+    )
+    assert "8 runs: 7 ok, 1 failed." in index_html
+
+    # Fixed: re-running the grid executes only the failed run.
+    finished = {r.run_id: r.provenance["finished"] for r in records if r.ok}
+    assert cli_main(["--grid", str(grid), "--out", str(out), "--jobs", "2"]) == 0
+    rerun = {r["run_id"]: r for r in json.loads((out / "index.json").read_text())["runs"]}
+    assert all(r["status"] == "ok" for r in rerun.values())
+    assert {k: rerun[k]["finished"] for k in finished} == finished  # untouched
+    assert rerun[failed.run_id]["finished"] > max(finished.values())
+    again = run_batch(specs, out, jobs=2)
+    assert all(r.skipped and r.ok for r in again)
+
+    # The index renders in a browser: nothing executes, the payload shows as text.
+    from browser import open_report
+
+    page = open_report(out / "index.html")
+    assert not page.xss and page.dialogs == [] and page.console_errors == []
+    assert XSS in page.text and "8 runs: 8 ok, 0 failed." in page.text
