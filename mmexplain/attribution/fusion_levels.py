@@ -1,0 +1,169 @@
+"""Attribution per fusion level: how much each modality's branch carries where modalities meet.
+
+A model declares its fusion points as ``{level: {modality: module}}`` (built-in models via
+``model.fusion_points()``); at each level the modules' outputs together form the
+representation there, one branch per modality. Layer attribution on those modules, summed
+per module, gives each modality's contribution at that level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..exceptions import AttributionError, ConfigError
+from ..modality import ModalitySpec
+from ..validation import batch_size, check_inputs, check_target
+from .baselines import make_baselines
+from .methods import EmbeddingInputModel, resolve_specs
+
+LAYER_METHODS = ("layer_ig", "layer_conductance", "layer_gradient_x_activation")
+
+
+def _sum_per_sample(a: torch.Tensor | tuple) -> torch.Tensor:
+    if isinstance(a, tuple):
+        return sum(_sum_per_sample(t) for t in a)
+    return a.detach().flatten(1).sum(1).double().cpu()
+
+
+def fusion_level_attribution(
+    model: nn.Module,
+    inputs: Mapping[str, torch.Tensor],
+    *,
+    target: Any = None,
+    baselines: Mapping[str, Any] | None = None,
+    method: str = "layer_ig",
+    levels: Sequence[str] | None = None,
+    fusion_points: Mapping[str, Mapping[str, nn.Module]] | None = None,
+    modalities: Sequence[ModalitySpec] | None = None,
+    n_steps: int = 32,
+    internal_batch_size: int | None = None,
+) -> pd.DataFrame:
+    """Each modality's contribution at each fusion level.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Called as ``model(**inputs)``.
+    inputs : dict of str -> Tensor of shape (N, ...)
+    target : int, tensor of shape (N,), or None
+    baselines : dict, optional
+        Input baselines per modality (see :func:`~mmexplain.attribution.make_baselines`); a
+        layer's baseline is its activation at the input baseline.
+    method : {"layer_ig", "layer_conductance", "layer_gradient_x_activation"}
+        Captum's LayerIntegratedGradients, LayerConductance or LayerGradientXActivation.
+    levels : list of str, optional
+        Levels to attribute at; default all.
+    fusion_points : dict, optional
+        ``{level: {modality: module}}``; default ``model.fusion_points()``.
+    n_steps : int, default=32
+        Integration steps (``layer_ig``, ``layer_conductance``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (level, sample, modality): ``total`` (signed sum of the attribution over
+        the module's output units), ``share`` (|total| / Σ|total| over the level's
+        modalities), and for ``layer_ig`` ``completeness_error`` (per sample and level,
+        |Σ totals − (f(x) − f(baseline))|).
+    """
+    if method not in LAYER_METHODS:
+        raise ConfigError(f"method={method!r}; choose one of {list(LAYER_METHODS)}.")
+    from captum.attr import LayerConductance, LayerGradientXActivation, LayerIntegratedGradients
+
+    specs = resolve_specs(model, modalities)
+    names = [s.name for s in specs]
+    inputs = check_inputs(inputs, modalities=names)
+    n = batch_size(inputs)
+    tgt = check_target(target, n)
+    device = next(iter(inputs.values())).device
+    if tgt is not None:
+        tgt = tgt.to(device)
+    points = fusion_points if fusion_points is not None else getattr(model, "fusion_points", lambda: None)()
+    if not points:
+        raise ConfigError("the model declares no fusion points; pass fusion_points={level: {modality: module}}.")
+    levels = list(levels) if levels is not None else list(points)
+    for lv in levels:
+        if lv not in points:
+            raise ConfigError(f"unknown fusion level {lv!r}; the model's levels are {list(points)}.")
+    base, _ = make_baselines(inputs, specs, baselines)
+    # token ids enter as embeddings, so methods that interpolate inputs (conductance) work too
+    f = EmbeddingInputModel(model, specs)
+    xs, bs = f.embed(inputs), f.embed(base)
+    ids = tuple(inputs[s.name] for s in specs if s.kind == "tokens") or None
+    with torch.no_grad():
+        out_x, out_b = f(*xs, *(ids or ())), f(*bs, *(ids or ()))
+        pick = (lambda o: o[:, 0]) if tgt is None else (lambda o: o.gather(1, tgt.view(-1, 1)).squeeze(1))
+        delta = (pick(out_x) - pick(out_b)).double().cpu()
+    rows = []
+    for lv in levels:
+        mods = [m for m in names if m in points[lv]]
+        layers = [points[lv][m] for m in mods]
+        try:
+            if method == "layer_ig":
+                attr = LayerIntegratedGradients(f, layers).attribute(
+                    xs, baselines=bs, target=tgt, additional_forward_args=ids, n_steps=n_steps,
+                    internal_batch_size=internal_batch_size,
+                )
+            elif method == "layer_gradient_x_activation":
+                attr = LayerGradientXActivation(f, layers).attribute(xs, target=tgt, additional_forward_args=ids)
+            else:
+                attr = [
+                    LayerConductance(f, layer).attribute(
+                        xs, baselines=bs, target=tgt, additional_forward_args=ids, n_steps=n_steps,
+                        internal_batch_size=internal_batch_size,
+                    )
+                    for layer in layers
+                ]
+        except (RuntimeError, AssertionError) as e:
+            raise AttributionError(f"{method} failed at fusion level {lv!r}: {e}") from e
+        attr = attr if isinstance(attr, list) else [attr]
+        totals = torch.stack([_sum_per_sample(a) for a in attr], dim=1)  # (N, M_level)
+        shares = totals.abs() / totals.abs().sum(1, keepdim=True).clamp_min(1e-12)
+        err = (totals.sum(1) - delta).abs() if method == "layer_ig" else None
+        for i in range(n):
+            for j, m in enumerate(mods):
+                rows.append({
+                    "level": lv, "sample": i, "modality": m, "method": method,
+                    "total": float(totals[i, j]), "share": float(shares[i, j]),
+                    "completeness_error": None if err is None else float(err[i]),
+                    "output_delta": float(delta[i]),
+                })
+    return pd.DataFrame(rows)
+
+
+def fusion_level_shares(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean share per (level, modality) from :func:`fusion_level_attribution`'s table."""
+    keys = [k for k in ("fusion", "level", "modality") if k in table.columns]
+    return table.groupby(keys, sort=False)["share"].mean().reset_index()
+
+
+def compare_fusions(
+    models: Mapping[str, nn.Module],
+    inputs: Mapping[str, torch.Tensor],
+    *,
+    target: Any = None,
+    baselines: Mapping[str, Any] | None = None,
+    method: str = "layer_ig",
+    n_steps: int = 32,
+) -> pd.DataFrame:
+    """Mean modality share per fusion level for several models trained on the same data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``fusion``, ``level``, ``modality``, ``share``: one tidy table to compare
+        early / intermediate / late / attention fusion side by side.
+    """
+    tables = []
+    for name, model in models.items():
+        t = fusion_level_attribution(model, inputs, target=target, baselines=baselines, method=method, n_steps=n_steps)
+        t.insert(0, "fusion", name)
+        tables.append(t)
+    if not tables:
+        raise ConfigError("models is empty; pass {name: model, ...}.")
+    return fusion_level_shares(pd.concat(tables, ignore_index=True))
