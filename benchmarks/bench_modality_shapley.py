@@ -5,11 +5,20 @@ fusion model and, on the same N samples, times
 
 * ``captum_s``: Captum's ``ShapleyValues`` with a feature mask that makes each modality one
   feature (it walks all M! orderings: M·M! + 1 forward passes of N rows);
-* ``ours_s``: :func:`mmexplain.attribution.shapley.modality_shapley`;
+* ``ours_s``: :func:`mmexplain.attribution.shapley.modality_shapley` (defaults: one pass);
 * ``floor_s``: one no-grad forward pass over the prebuilt batch of all N·2^M coalition
-  inputs -- the least any exact method that runs every coalition must spend.
+  inputs -- the least any exact method that runs every coalition in one pass must spend
+  (ours runs 1 + N(2^M - 1) rows: the shared all-zero input once, so it can beat it);
+* ``chunked_s``: ``modality_shapley(..., max_batch_size=--chunk)``. On a CPU a huge batch
+  can cost more per row than cache-sized chunks (or less, with several threads), so this
+  column shows what chunking buys on the machine at hand.
 
-Times are the median over ``--repeats`` runs after one warm-up. ``max_abs_diff`` compares
+On a CPU shared with other processes use ``--threads 1``: with more OpenMP threads than
+free cores, every op's barrier waits on a descheduled thread and small batches (Captum's)
+slow down ~10x, which flatters the batched methods.
+
+Times are the best of ``--repeats`` runs after one warm-up, the three methods taking
+turns in every repeat (robust to load from other processes on a shared machine). ``max_abs_diff`` compares
 Captum's and our values.
 
 Usage::
@@ -20,7 +29,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
+import math
 import time
 from collections.abc import Callable
 
@@ -98,21 +107,30 @@ def coalition_batch(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, object]:
+def timed_interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int, device: torch.device
+) -> tuple[dict[str, float], dict[str, object]]:
+    """Best-of-``repeats`` wall time of each function, after one warm-up call each.
+
+    The functions take turns within every repeat, so background load on a shared machine
+    hits all of them alike; the minimum is the least noisy estimate of the cost.
+    """
+
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    result = fn()  # warm-up (allocator, cudnn autotune, lazy init)
+    results = {name: fn() for name, fn in fns.items()}  # warm-up (allocator, lazy init)
     sync()
-    times = []
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        result = fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+        for name, fn in fns.items():
+            sync()
+            start = time.perf_counter()
+            results[name] = fn()
+            sync()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best, results
 
 
 def run(args: argparse.Namespace) -> list[dict[str, float]]:
@@ -144,16 +162,21 @@ def run(args: argparse.Namespace) -> list[dict[str, float]]:
         def run_ours(_model: nn.Module = model, _i: dict = inputs, _t: torch.Tensor = target) -> torch.Tensor:
             return modality_shapley(_model, _i, target=_t).values
 
+        def run_chunked(_model: nn.Module = model, _i: dict = inputs, _t: torch.Tensor = target) -> torch.Tensor:
+            return modality_shapley(_model, _i, target=_t, max_batch_size=args.chunk).values
+
         batch = coalition_batch(inputs)
 
         def run_floor(_model: nn.Module = model, _b: dict = batch) -> torch.Tensor:
             with torch.no_grad():
                 return _model(**_b)
 
-        captum_s, captum_vals = timed(run_captum, args.repeats, device)
-        ours_s, ours_vals = timed(run_ours, args.repeats, device)
-        floor_s, _ = timed(run_floor, args.repeats, device)
-        diff = (captum_vals.double().cpu() - ours_vals).abs().max().item()
+        fns = {"captum": run_captum, "ours": run_ours, "floor": run_floor}
+        if args.chunk:
+            fns["chunked"] = run_chunked
+        best, results = timed_interleaved(fns, args.repeats, device)
+        captum_s, ours_s, floor_s = best["captum"], best["ours"], best["floor"]
+        diff = (results["captum"].double().cpu() - results["ours"]).abs().max().item()
         rows.append(
             {
                 "M": m,
@@ -163,6 +186,11 @@ def run(args: argparse.Namespace) -> list[dict[str, float]]:
                 "speedup": captum_s / ours_s,
                 "ours/floor": ours_s / floor_s,
                 "max_abs_diff": diff,
+                "chunked_s": best.get("chunked", float("nan")),
+                # Rows through the model: Captum M*M!+1 passes of N; ours 1 + N(2^M - 1).
+                "captum_rows": (m * math.factorial(m) + 1) * args.n,
+                "ours_rows": 1 + args.n * ((1 << m) - 1),
+                "floor_rows": args.n * (1 << m),
             }
         )
     return rows
@@ -172,7 +200,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--n", type=int, default=64, help="samples explained (default 64)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per method; the median is reported")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per method; the best is reported")
     parser.add_argument("--modalities", type=int, nargs="+", default=[2, 3, 4], help="values of M (default 2 3 4)")
     parser.add_argument(
         "--model",
@@ -181,6 +209,12 @@ def main() -> None:
         help="moderate: forward time dominates; small: per-call overhead dominates",
     )
     parser.add_argument("--captum-ppe", type=int, default=1, help="Captum perturbations_per_eval (default 1)")
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=64,
+        help="also time modality_shapley(max_batch_size=CHUNK) (column chunked_s); 0 to skip",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -193,12 +227,13 @@ def main() -> None:
         f"device={args.device} model={args.model} N={args.n} repeats={args.repeats} "
         f"captum_ppe={args.captum_ppe} threads={torch.get_num_threads()} torch={torch.__version__}"
     )
-    header = f"{'M':>2} {'captum_s':>10} {'ours_s':>10} {'floor_s':>10} {'speedup':>8} {'ours/floor':>10} {'max|diff|':>10}"
+    header = f"{'M':>2} {'captum_s':>10} {'ours_s':>10} {'floor_s':>10} {'speedup':>8} {'ours/floor':>10} {'max|diff|':>10} {'chunked_s':>10}  rows captum/ours/floor"
     print(header)
     for r in rows:
         print(
             f"{r['M']:>2} {r['captum_s']:>10.4f} {r['ours_s']:>10.4f} {r['floor_s']:>10.4f} "
-            f"{r['speedup']:>7.1f}x {r['ours/floor']:>10.2f} {r['max_abs_diff']:>10.2e}"
+            f"{r['speedup']:>7.1f}x {r['ours/floor']:>10.2f} {r['max_abs_diff']:>10.2e} {r['chunked_s']:>10.4f}  "
+            f"{r['captum_rows']}/{r['ours_rows']}/{r['floor_rows']}"
         )
 
 

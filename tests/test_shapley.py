@@ -317,6 +317,9 @@ def test_batched_forward_count_and_mode_untouched() -> None:
     res = modality_shapley(counting, inputs, target=0)
     # One pass; the shared all-absent input runs once: 1 + N (2^M - 1) rows.
     assert calls == [1 + 8 * 7]
+    calls.clear()
+    modality_shapley(counting, make_inputs(3, n=20), target=0, max_batch_size=64)
+    assert calls == [64, 64, 13]
     assert model.training
     assert not res.values.requires_grad
 
@@ -347,6 +350,25 @@ def test_shares_frames_and_json_round_trip() -> None:
     torch.testing.assert_close(back.coalition_values, res.coalition_values)
     assert back.modalities == res.modalities
     assert back.target.tolist() == [0, 1, 2, 0]
+
+
+def test_interaction_share_aggregates() -> None:
+    # Sample 0 has no interaction (ratio 0), sample 1 only interaction (ratio 1): "mean"
+    # gives 1/2; "pooled" averages the matrices first: off 1 / total 1.5 = 2/3.
+    phi = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]], dtype=torch.float64)
+    res = ModalityShapley(
+        values=phi.sum(2),
+        interactions=phi,
+        modalities=["a", "b"],
+        base_value=torch.zeros(2, dtype=torch.float64),
+        full_value=phi.sum((1, 2)),
+        coalition_values=torch.zeros(2, 4, dtype=torch.float64),
+    )
+    assert res.interaction_share(per_sample=True).tolist() == [0.0, 1.0]
+    assert res.interaction_share(aggregate="mean") == pytest.approx(0.5)
+    assert res.interaction_share() == pytest.approx(2 / 3)
+    with pytest.raises(ConfigError, match=r"aggregate='median' is not allowed; choose one of \['pooled', 'mean'\]"):
+        res.interaction_share(aggregate="median")
 
 
 def test_zero_game_gives_nan_shares() -> None:

@@ -1,0 +1,25 @@
+"""Attribution: Captum and SHAP per modality, per fusion level, modality Shapley values, EMAP."""
+
+from .baselines import make_baselines
+from .emap import EMAPResult, emap
+from .fusion_levels import compare_fusions, fusion_level_attribution, fusion_level_shares
+from .methods import METHODS, EmbeddingInputModel, attribute, resolve_specs
+from .result import AttributionResult
+from .shapley import ModalityShapley, modality_shapley, share_by_group
+
+__all__ = [
+    "METHODS",
+    "AttributionResult",
+    "EMAPResult",
+    "EmbeddingInputModel",
+    "ModalityShapley",
+    "attribute",
+    "compare_fusions",
+    "emap",
+    "fusion_level_attribution",
+    "fusion_level_shares",
+    "make_baselines",
+    "modality_shapley",
+    "resolve_specs",
+    "share_by_group",
+]
