@@ -19,7 +19,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     run = train_run(
         args.dataset, args.fusion, out=args.out, epochs=args.epochs, seed=args.seed, limit=args.limit,
-        device=args.device, text_encoder=args.text_encoder, progress=not args.quiet,
+        device=args.device, text_encoder=args.text_encoder, progress=not args.quiet, lr=args.lr,
+        batch_size=args.batch_size,
     )
     test = run.metrics["test"]
     keys = ("accuracy", "macro_f1", "macro_precision", "macro_recall") if "accuracy" in test else ("mse", "mae", "r2")
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="at most N train / test samples (quick runs)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate (default: 5e-4)")
+    p.add_argument("--batch-size", type=int, default=64, help="default: 64")
     p.add_argument("--text-encoder", choices=["gru", "lstm", "minilm"], default=None,
                    help="encoder for text; minilm = the pretrained all-MiniLM-L6-v2 transformer")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

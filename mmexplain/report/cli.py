@@ -67,11 +67,20 @@ def parse_value(raw: str, expected: type | None = None) -> Any:
     return value
 
 
+#: The grid the README's main command runs (``mmexplain report --default``).
+DEFAULT_GRID = "notebooks/default_report.yaml"
+
+
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``report`` options to ``parser`` (used by the subcommand and ``-m``)."""
     parser.add_argument("notebook", nargs="?", metavar="NOTEBOOK", help="notebook to run")
     parser.add_argument(
         "--grid", metavar="FILE.yaml", help="YAML grid of runs (instead of NOTEBOOK)"
+    )
+    parser.add_argument(
+        "--default",
+        action="store_true",
+        help=f"the default report: the grid {DEFAULT_GRID} (run from the repository root)",
     )
     parser.add_argument(
         "-p",
@@ -139,6 +148,14 @@ def _build_specs(args: argparse.Namespace) -> list[Any]:
     from .runner import RunSpec, inspect_parameters
 
     raw = {name: value for name, value in args.parameter}
+    if getattr(args, "default", False):
+        if args.grid or args.notebook:
+            raise ConfigError("--default runs its own grid; drop NOTEBOOK / --grid.")
+        if not Path(DEFAULT_GRID).exists():
+            raise ConfigError(f"--default needs {DEFAULT_GRID}: run it from the repository root.")
+        args.grid = DEFAULT_GRID
+        # every notebook of the report shares one trained model under the output folder
+        raw.setdefault("model_cache", str((Path(args.out) / "models").absolute()))
     if isinstance(args.jobs, bool) or args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1; got {args.jobs}.")
     if bool(args.grid) == bool(args.notebook):

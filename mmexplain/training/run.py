@@ -64,8 +64,8 @@ def run_params(
     seed: int = 0,
     limit: int | None = None,
     text_encoder: str | None = None,
-    batch_size: int = 128,
-    lr: float = 2e-3,
+    batch_size: int = 64,
+    lr: float = 5e-4,
     dataset_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The canonical, JSON-safe parameter dict of a run (used for caching and provenance)."""
@@ -101,8 +101,8 @@ def train_run(
     limit: int | None = None,
     device: str = "cpu",
     text_encoder: str | None = None,
-    batch_size: int = 128,
-    lr: float = 2e-3,
+    batch_size: int = 64,
+    lr: float = 5e-4,
     dataset_options: dict[str, Any] | None = None,
     progress: bool | None = None,
 ) -> Run:

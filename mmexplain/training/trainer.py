@@ -28,11 +28,11 @@ class TrainConfig(BaseModel):
     ----------
     epochs : int, default=10
         Upper bound; early stopping usually ends sooner.
-    batch_size : int, default=128
-    lr : float, default=2e-3
+    batch_size : int, default=64
+    lr : float, default=5e-4
         AdamW learning rate.
     weight_decay : float, default=1e-4
-    patience : int, default=3
+    patience : int, default=4
         Epochs without validation improvement before stopping.
     class_weights : bool, default=True
         Weight the loss by inverse class frequency (scikit-learn's "balanced").
@@ -43,10 +43,10 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     epochs: int = Field(10, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(5e-4, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    patience: int = Field(3, ge=1)
+    patience: int = Field(4, ge=1)
     class_weights: bool = True
     seed: int = 0
     device: str = "cpu"
