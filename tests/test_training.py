@@ -11,7 +11,7 @@ from mmexplain.cli import main
 from mmexplain.models import FUSIONS
 from mmexplain.training import load_run, train_run
 
-INTERMEDIATE = ["concat", "product", "gated", "tensor", "lowrank", "attention", "early"]
+INTERMEDIATE = ["concat", "sum", "product", "gated", "tensor", "lowrank", "attention", "early"]
 
 
 @pytest.mark.parametrize("fusion", ["late", "late-learned"])

@@ -220,7 +220,10 @@ def _occlusion(f, xs, bs, target, ids, *, internal_batch_size, patch_size, audio
         xs, sliding_window_shapes=windows, strides=windows, baselines=bs, target=target,
         additional_forward_args=ids, perturbations_per_eval=max(1, (internal_batch_size or 64) // len(xs[0])),
     )
-    return attr, None
+    # Captum gives every element of a window the window's whole effect; spread it instead,
+    # so that a unit's (patch's, token's) attributions sum to its occlusion effect
+    sizes = [float(torch.tensor(w).prod()) for w in windows]
+    return tuple(a / size for a, size in zip(attr, sizes)), None
 
 
 def feature_groups(specs: Sequence[ModalitySpec], xs: tuple[torch.Tensor, ...], *, patch_size: int = 8,
@@ -253,12 +256,14 @@ def feature_groups(specs: Sequence[ModalitySpec], xs: tuple[torch.Tensor, ...], 
 def _ablation(f, xs, bs, target, ids, *, internal_batch_size, patch_size, audio_window, specs):
     from captum.attr import FeatureAblation
 
+    masks = feature_groups(specs, xs, patch_size=patch_size, audio_window=audio_window)
     attr = FeatureAblation(f).attribute(
-        xs, baselines=bs, target=target, additional_forward_args=ids,
-        feature_mask=feature_groups(specs, xs, patch_size=patch_size, audio_window=audio_window),
+        xs, baselines=bs, target=target, additional_forward_args=ids, feature_mask=masks,
         perturbations_per_eval=max(1, (internal_batch_size or 64) // len(xs[0])),
     )
-    return attr, None
+    # as for occlusion: each group's effect is spread over its elements, not copied to each
+    counts = torch.bincount(torch.cat([m.flatten() for m in masks]))
+    return tuple(a / counts[m].to(a.dtype) for a, m in zip(attr, masks)), None
 
 
 def _reduce(spec: ModalitySpec, a: torch.Tensor) -> torch.Tensor:
