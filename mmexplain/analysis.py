@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .attribution import AttributionResult, attribute, make_baselines, modality_shapley, share_by_group
+from .attribution import (
+    AttributionResult,
+    attribute,
+    make_baselines,
+    modality_shapley,
+    share_by_group,
+)
 from .attribution.emap import emap
 from .metrics import (
     agreement_matrix,

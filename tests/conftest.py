@@ -29,7 +29,8 @@ def trained_synthetic():
     def get(mode: str, fusion: str, **kw):
         key = (mode, fusion, tuple(sorted(kw.items())))
         if key not in cache:
-            cache[key] = train_run(f"synthetic:{mode}", fusion, epochs=kw.pop("epochs", 15), progress=False, **kw)
+            opts = dict(kw)
+            cache[key] = train_run(f"synthetic:{mode}", fusion, epochs=opts.pop("epochs", 15), progress=False, **opts)
         return cache[key]
 
     return get

@@ -8,7 +8,13 @@ from torch import nn
 
 import mmexplain
 from mmexplain import ModalitySpec
-from mmexplain.attribution import METHODS, AttributionResult, attribute, fusion_level_attribution, make_baselines
+from mmexplain.attribution import (
+    METHODS,
+    AttributionResult,
+    attribute,
+    fusion_level_attribution,
+    make_baselines,
+)
 from mmexplain.exceptions import ConfigError
 
 

@@ -156,11 +156,19 @@ def test_manifest_loads_all_modalities(tmp_path, fmt):
     assert splits.train.label_names == ["cat", "dog"]
 
 
+def test_manifest_split_column_is_used_when_present(tmp_path):
+    rows = _rows()
+    for i, r in enumerate(rows):
+        r["split"] = "test" if i >= 6 else ("val" if i == 5 else "train")
+    splits, _ = load_manifest(_write_manifest(tmp_path, rows), columns=MAP, image_size=(8, 8))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (5, 1, 4)
+    rows[2]["split"] = "holdout"
+    with pytest.raises(DataError, match=r"row 3, column 'split': split 'holdout'"):
+        load_manifest(_write_manifest(tmp_path, rows), columns=MAP, image_size=(8, 8))
+
+
 def _expect(tmp_path, rows, message, **kw):
     path = _write_manifest(tmp_path, rows)
-    for i, r in enumerate(rows):  # break files after writing valid ones
-        if r.get("image") == "missing.png":
-            pass
     with pytest.raises(DataError, match=message):
         load_manifest(path, **{"columns": MAP, "image_size": (8, 8), **kw})
 

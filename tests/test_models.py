@@ -30,7 +30,7 @@ def test_every_fusion_forward_and_points(fusion, data4):
     for level, mods in points.items():
         assert set(mods) <= set(data4.modality_names), level
         seen = {}
-        hooks = [m.register_forward_hook(lambda mod, i, o, k=k: seen.__setitem__(k, o)) for k, m in mods.items()]
+        hooks = [m.register_forward_hook(lambda mod, i, o, k=k, seen=seen: seen.__setitem__(k, o)) for k, m in mods.items()]
         model(**x)
         for h in hooks:
             h.remove()

@@ -7,7 +7,8 @@ Column mapping (:class:`ManifestColumns`, all optional but the target):
 ``text``    free text, tokenized like easy-VQA questions
 ``tabular`` list of numeric columns, one feature each
 ``target``  label (classification) or number (regression); default "label"
-``split``   optional "train" / "val" / "test" per row; else a seeded split
+``split``   "train" / "val" / "test" per row; default "split", used when present;
+            without it, a seeded split
 ==========  ==============================================================
 
 Rows are counted from 1, header excluded, in every error message.
@@ -41,7 +42,7 @@ class ManifestColumns(BaseModel):
     text: str | None = "text"
     tabular: list[str] = []
     target: str = "label"
-    split: str | None = None
+    split: str | None = "split"
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -117,7 +118,7 @@ def load_manifest(
     df = _read_table(path)
     where = f"manifest {path}"
     explicit = set((columns or {}) if isinstance(columns, dict) else cols.model_fields_set)
-    for field in ("image", "text"):
+    for field in ("image", "text", "split"):
         name = getattr(cols, field)
         if name is not None and name not in df.columns:
             if field in explicit:

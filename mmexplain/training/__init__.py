@@ -2,7 +2,15 @@
 
 from .metrics import classification_metrics, regression_metrics
 from .run import Run, load_or_train, load_run, run_params, save_run, train_run
-from .trainer import TrainConfig, TrainResult, evaluate, predict, resolve_device, seed_everything, train_model
+from .trainer import (
+    TrainConfig,
+    TrainResult,
+    evaluate,
+    predict,
+    resolve_device,
+    seed_everything,
+    train_model,
+)
 
 __all__ = [
     "Run",

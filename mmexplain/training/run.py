@@ -19,7 +19,14 @@ from ..data import Splits, load_dataset, tokenizer_from_config
 from ..exceptions import CheckpointError
 from ..models.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic
 from ..models.model import ModelConfig, MultimodalModel, build_model
-from .trainer import TrainConfig, TrainResult, evaluate, resolve_device, seed_everything, train_model
+from .trainer import (
+    TrainConfig,
+    TrainResult,
+    evaluate,
+    resolve_device,
+    seed_everything,
+    train_model,
+)
 
 METRICS = "metrics.json"
 

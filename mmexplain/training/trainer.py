@@ -13,7 +13,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..data.base import MultimodalDataset, Splits
 from ..exceptions import ConfigError
