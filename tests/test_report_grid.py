@@ -57,6 +57,26 @@ def test_grid_single_notebook_scalar_values_and_overrides(tmp_path: Path) -> Non
     assert [(s.run_id, s.parameters["label"]) for s in specs] == [("simple__n-2", "c")]
 
 
+def test_grid_notebook_entries_carry_their_own_parameters(tmp_path: Path) -> None:
+    grid = write(
+        tmp_path / "g.yaml",
+        f"""
+notebooks:
+  - {SIMPLE}
+  - path: {NB / "xss.ipynb"}
+    parameters: {{alpha: 5, only_here: [1, 2]}}
+parameters: {{alpha: 2}}
+grid: {{seed: [0]}}
+""",
+    )
+    specs = expand_grid(load_grid(grid), overrides={"beta": 1})
+    assert specs[0].parameters == {"alpha": 2, "seed": 0, "beta": 1}
+    assert specs[1].parameters == {"alpha": 5, "only_here": [1, 2], "seed": 0, "beta": 1}
+    bad = write(tmp_path / "b.yaml", f"notebooks: [{{path: {SIMPLE}, params: {{}}}}]\n")
+    with pytest.raises(ConfigError, match=r"b.yaml: .*params"):
+        load_grid(bad)
+
+
 def test_grid_colliding_slugs_get_distinct_ids(tmp_path: Path) -> None:
     grid = write(
         tmp_path / "g.yaml", f"notebooks: [{SIMPLE}]\ngrid: {{label: ['a:b', 'a b', a-b]}}\n"

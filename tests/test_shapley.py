@@ -18,7 +18,7 @@ from mmexplain.attribution.shapley import (
     modality_shapley,
     share_by_group,
 )
-from mmexplain.exceptions import ConfigError
+from mmexplain.exceptions import AttributionError, ConfigError
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -322,6 +322,36 @@ def test_batched_forward_count_and_mode_untouched() -> None:
     assert calls == [64, 64, 13]
     assert model.training
     assert not res.values.requires_grad
+
+
+@pytest.mark.parametrize("fusion", ["concat", "attention", "tensor", "late"])
+def test_factorised_equals_full_forward_on_builtin_models(fusion: str) -> None:
+    from mmexplain.data import load_dataset
+    from mmexplain.models import ModelConfig, build_model
+
+    splits, tok = load_dataset("synthetic:additive", limit=64, seed=0,
+                               modalities=["image", "text", "tabular", "audio"])
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_name(fusion), splits.train, tok).eval()
+    assert model.modality_factorised
+    x = splits.test.inputs(range(6))
+    encoded_rows: list[int] = []
+    handle = model.encoders["image"].register_forward_hook(
+        lambda mod, inp, out: encoded_rows.append(inp[0].shape[0]))
+    fast = modality_shapley(model, x, target=1)  # auto: factorised
+    assert encoded_rows == [6 + 1]  # each distinct row once: N inputs + the shared baseline
+    encoded_rows.clear()
+    full = modality_shapley(model, x, target=1, factorised=False)
+    assert encoded_rows == [1 + 6 * 15]
+    handle.remove()
+    torch.testing.assert_close(fast.values, full.values, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast.interactions, full.interactions, atol=1e-5, rtol=1e-5)
+    bg = splits.val.inputs(range(3))
+    torch.testing.assert_close(modality_shapley(model, x, target=1, background=bg).values,
+                               modality_shapley(model, x, target=1, background=bg, factorised=False).values,
+                               atol=1e-5, rtol=1e-5)
+    with pytest.raises(AttributionError, match="factorised=True needs model.encode"):
+        modality_shapley(ConcatMLP(2), make_inputs(2), target=0, factorised=True)
 
 
 # ----------------------------------------------------------------------------- helpers on the result

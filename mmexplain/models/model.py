@@ -93,7 +93,13 @@ class MultimodalModel(nn.Module):
     ----------
     modality_specs : list of ModalitySpec
         With ``embedding_layer`` filled in for token modalities, ready for attribution.
+    modality_factorised : bool
+        True: ``forward`` is ``fuse(encode(inputs))`` with each modality encoded on its
+        own, so :func:`~mmexplain.attribution.modality_shapley` may encode once and fuse
+        per coalition.
     """
+
+    modality_factorised = True
 
     def __init__(
         self,
@@ -158,10 +164,14 @@ class MultimodalModel(nn.Module):
         seq = self.fusion.needs_sequences
         return {m: self.encoders[m](inputs[m], sequence=seq) for m in self.modalities}
 
+    def fuse(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Outputs from per-modality features (what :meth:`encode` returns)."""
+        return self.fusion(features)
+
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         """Outputs (N, n_outputs): logits for classification, (N, 1) for regression."""
         inputs = check_inputs(inputs, modalities=self.modalities)
-        return self.fusion(self.encode(inputs))
+        return self.fuse(self.encode(inputs))
 
     def fusion_points(self) -> dict[str, dict[str, nn.Module]]:
         """Named fusion levels: ``encoder`` (each encoder's output) and the fusion's own level."""

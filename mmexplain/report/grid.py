@@ -2,7 +2,10 @@
 
 Example file::
 
-    notebooks: [notebooks/01_train_evaluate.ipynb]   # or a single path
+    notebooks:                                      # or a single path
+      - notebooks/01_train_evaluate.ipynb
+      - path: notebooks/03_fusion_levels.ipynb      # a notebook with its own parameters
+        parameters: {fusions: [late, concat]}
     parameters: {epochs: 2}                         # shared by every run
     grid:                                           # every combination
       dataset: [easy-vqa, "synthetic:interaction"]
@@ -28,7 +31,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from ..exceptions import ConfigError
 from .runner import RunSpec, make_run_id
 
-__all__ = ["GridConfig", "expand_grid", "load_grid"]
+__all__ = ["GridConfig", "NotebookEntry", "expand_grid", "load_grid"]
+
+
+class NotebookEntry(BaseModel):
+    """A notebook of the grid with parameters of its own (over the shared ones)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
 
 
 class GridConfig(BaseModel):
@@ -36,8 +47,9 @@ class GridConfig(BaseModel):
 
     Attributes
     ----------
-    notebooks : list of str
-        One or more notebook paths (a single string is accepted).
+    notebooks : list of str or NotebookEntry
+        One or more notebook paths (a single string is accepted), or ``{path, parameters}``
+        entries whose parameters apply to that notebook only (e.g. ones only it declares).
     parameters : dict
         Parameters shared by every run.
     grid : dict of str -> list
@@ -46,7 +58,7 @@ class GridConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    notebooks: list[str] = Field(min_length=1)
+    notebooks: list[str | NotebookEntry] = Field(min_length=1)
     parameters: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
@@ -167,13 +179,14 @@ def expand_grid(
     else:
         base = config._source.parent if config._source is not None else None
     axes = {k: v for k, v in config.grid.items() if k not in overrides}
-    shared = {**config.parameters, **overrides}
     specs: list[tuple[Path, dict[str, Any], dict[str, Any], str]] = []
-    for nb_name in config.notebooks:
-        notebook = _resolve_notebook(nb_name, base)
+    for entry in config.notebooks:
+        entry = entry if isinstance(entry, NotebookEntry) else NotebookEntry(path=entry)
+        notebook = _resolve_notebook(entry.path, base)
         for combo in itertools.product(*axes.values()) if axes else [()]:
             varying = dict(zip(axes, combo))
-            params = {**shared, **varying}
+            # precedence: shared < this notebook's own < grid axis < command line
+            params = {**config.parameters, **entry.parameters, **varying, **overrides}
             specs.append((notebook, params, varying, make_run_id(notebook, varying)))
     counts: dict[str, int] = {}
     for *_, rid in specs:
