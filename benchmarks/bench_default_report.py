@@ -42,7 +42,7 @@ def main() -> int:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cmd = ["/usr/bin/time", "-v", exe, "report", "--default", "--force", "--out", str(out), "--jobs", str(args.jobs)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    stats = dict(re.findall(r"^\s*([^:\n]+?):\s+(.+)$", proc.stderr, flags=re.M))
+    stats = dict(re.findall(r"^\s*(.+?): (\S+)$", proc.stderr, flags=re.M))
     wall = _seconds(stats.get("Elapsed (wall clock) time (h:mm:ss or m:ss)", "nan"))
     peak_mib = int(stats.get("Maximum resident set size (kbytes)", "0")) / 1024
 

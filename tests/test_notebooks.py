@@ -4,6 +4,8 @@ headless Chromium with no console error, every plotly figure drawn, hostile text
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +87,17 @@ def test_hostile_question_is_displayed_escaped(tmp_path):
     page = open_report(rec.html_path)
     assert not page.xss and not page.dialogs and page.console_errors == []
     assert "<script>window.__xss=1</script>" in page.text  # shown as text, not run
+
+
+def test_plain_papermill_cli_runs_a_notebook(tmp_path):
+    out, results = tmp_path / "out.ipynb", tmp_path / "results.json"
+    cmd = [sys.executable, "-m", "papermill", str(NB / "02_modality_attribution.ipynb"), str(out),
+           "-p", "dataset", "synthetic:additive", "-p", "epochs", "1", "-p", "limit", "200",
+           "-p", "n_samples", "2", "-p", "n_shapley", "16", "-p", "show", "1",
+           "-y", "methods: [ig, saliency]", "-p", "model_cache", str(tmp_path / "models"),
+           "-p", "results_path", str(results)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nb = json.loads(out.read_text())
+    assert not any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))
+    assert set(json.loads(results.read_text())["method_shares"]) == {"ig", "saliency"}

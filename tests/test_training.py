@@ -78,3 +78,22 @@ def test_cli_bad_input_exit_code(tmp_path, capsys):
     rc = main(["train", "--device", "tpu", "--out", str(tmp_path / "x")])
     assert rc == 2
     assert "device='tpu'" in capsys.readouterr().err
+
+
+def test_predict_encodes_shared_rows_once_and_matches_forward(easy_vqa_small):
+    from mmexplain.models import ModelConfig, build_model
+    from mmexplain.training.trainer import predict
+
+    splits, tok = easy_vqa_small
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_name("attention"), splits.train, tok).eval()
+    data = splits.test.subset(torch.arange(300))
+    seen: list[int] = []
+    hook = model.encoders["image"].register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[0]))
+    fast = predict(model, data, batch_size=128)
+    hook.remove()
+    distinct = len(torch.unique(data.rows["image"]))
+    assert sum(seen) < 300 and sum(seen) >= distinct  # questions share images: each encoded once a batch
+    with torch.no_grad():
+        plain = model(**data.inputs(torch.arange(300)))
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)

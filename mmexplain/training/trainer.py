@@ -147,9 +147,16 @@ def predict(
     device = torch.device(device)
     model.eval()
     outs = []
-    for start in range(0, len(data), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(data)))
-        outs.append(model(**{m: v.to(device) for m, v in data.inputs(idx).items()}).cpu())
+    # built-in models: encode each distinct stored row (an image shared by many questions) once
+    cache = _FeatureCache(model, data, device) if isinstance(model, MultimodalModel) else None
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            idx = torch.arange(start, min(start + batch_size, len(data)))
+            if cache is not None:
+                out = model.fuse(cache.features(model, data, idx, device))
+            else:
+                out = model(**{m: v.to(device) for m, v in data.inputs(idx).items()})
+            outs.append(out.cpu())
     return torch.cat(outs) if outs else torch.empty(0)
 
 
