@@ -84,7 +84,8 @@ def test_result_save_load_and_frame(tmp_path):
     back = AttributionResult.load(path)
     for m in res.maps:
         assert torch.equal(back.maps[m], res.maps[m])
-    assert back.params == {"n_steps": 16, "method": "gausslegendre"} and back.modalities == res.modalities
+    assert back.params == {"n_steps": 16, "method": "gausslegendre", "tolerance": 0.01, "max_steps": 400}
+    assert back.modalities == res.modalities and back.meta["n_steps_used"] == res.meta["n_steps_used"]
     frame = res.to_frame()
     assert list(frame.columns) == ["sample", "modality", "method", "target", "total", "share"]
     assert len(frame) == 4 * 3
@@ -104,6 +105,19 @@ def test_errors_name_the_problem():
         attribute(model, {k: v for k, v in x.items() if k != "tabular"}, modalities=SPECS)
     with pytest.raises(ConfigError, match="baselines\\['image'\\]='grey' is not a image baseline"):
         make_baselines(x, SPECS, {"image": "grey"})
+
+
+@pytest.mark.parametrize("fusion", ["concat", "attention"])
+def test_ig_completeness_under_one_percent_on_trained_models(trained_synthetic, fusion):
+    run = trained_synthetic("interaction", fusion)
+    x, y = run.splits.test.inputs(range(16)), run.splits.test.target(range(16))
+    res = attribute(run.model, x, method="ig", target=y)
+    assert float(res.relative_completeness_error.max()) < 0.01
+    assert min(res.meta["n_steps_used"]) == 50 and max(res.meta["n_steps_used"]) <= 400
+    fixed = attribute(run.model, x, method="ig", target=y, tolerance=0)  # refinement off
+    assert set(fixed.meta["n_steps_used"]) == {50}
+    # refinement only ever lowers a sample's error
+    assert bool((res.completeness_error <= fixed.completeness_error + 1e-9).all())
 
 
 @pytest.mark.parametrize("fusion", ["late", "concat", "attention", "tensor", "early"])

@@ -133,15 +133,46 @@ def _stdevs(xs: tuple[torch.Tensor, ...], rel: float) -> tuple[float, ...]:
 
 
 @_register("ig", "Integrated Gradients (tokens at their embedding layer = LayerIntegratedGradients)",
-           {"n_steps": 50, "method": "gausslegendre"}, complete=True)
-def _ig(f, xs, bs, target, ids, *, internal_batch_size, n_steps, method):
+           {"n_steps": 50, "method": "gausslegendre", "tolerance": 0.01, "max_steps": 400}, complete=True)
+def _ig(f, xs, bs, target, ids, *, internal_batch_size, n_steps, method, tolerance, max_steps):
     from captum.attr import IntegratedGradients
 
-    attr, delta = IntegratedGradients(f).attribute(
-        xs, baselines=bs, target=target, additional_forward_args=ids, n_steps=n_steps, method=method,
-        internal_batch_size=internal_batch_size, return_convergence_delta=True,
-    )
-    return attr, delta
+    ig = IntegratedGradients(f)
+
+    def run(rows: torch.Tensor | None, steps: int):
+        def pick(t):
+            return t if rows is None or t is None or t.shape[0] == 1 else t[rows]
+
+        return ig.attribute(
+            tuple(pick(x) for x in xs), baselines=tuple(pick(b) for b in bs),
+            target=pick(target) if isinstance(target, torch.Tensor) else target,
+            additional_forward_args=None if ids is None else tuple(pick(i) for i in ids),
+            n_steps=steps, method=method, internal_batch_size=internal_batch_size, return_convergence_delta=True,
+        )
+
+    attr, delta = run(None, n_steps)
+    attr = [a.clone() for a in attr]
+    steps_used = torch.full((delta.shape[0],), n_steps)
+    if tolerance:
+        # Refine the samples whose path integral has not converged: the completeness gap
+        # sum(attr) - (f(x) - f(b)) is the one error IG can measure, so use it (Captum
+        # leaves the choice of n_steps to the caller).
+        with torch.no_grad():
+            extra = ids or ()
+            scale = (_target_output(f(*xs, *extra), target) - _target_output(f(*bs, *extra), target)).abs()
+        steps = n_steps
+        while steps < max_steps:
+            bad = (delta.abs() > tolerance * scale.clamp_min(1e-6)).nonzero().flatten()
+            if len(bad) == 0:
+                break
+            steps = min(2 * steps, max_steps)
+            sub_attr, sub_delta = run(bad, steps)
+            for a, sa in zip(attr, sub_attr):
+                a[bad] = sa
+            delta = delta.clone()
+            delta[bad] = sub_delta
+            steps_used[bad] = steps
+    return tuple(attr), delta, {"n_steps_used": steps_used.tolist()}
 
 
 @_register("saliency", "Saliency: absolute gradient of the target output", {}, baseline_relative=False)
@@ -313,7 +344,10 @@ def attribute(
         Chunk size of Captum's expanded batches (memory cap), for methods that expand.
     **options
         Method parameters, e.g. ``n_steps=50`` for ``ig``, ``patch_size=8`` for
-        ``occlusion``; an unknown option is an error listing the allowed ones.
+        ``occlusion``; an unknown option is an error listing the allowed ones. ``ig``
+        re-runs each sample whose completeness error exceeds ``tolerance`` (default 0.01)
+        times |f(x) − f(baseline)| with doubled steps, up to ``max_steps`` (default 400);
+        ``tolerance=0`` turns this off. Steps used per sample: ``meta["n_steps_used"]``.
 
     Returns
     -------
@@ -344,7 +378,7 @@ def attribute(
     if method in ("occlusion", "feature_ablation"):
         kwargs["specs"] = specs
     try:
-        attr, delta = entry.run(f, xs, bs, tgt, ids, **kwargs)
+        attr, delta, *more = entry.run(f, xs, bs, tgt, ids, **kwargs)
     except (RuntimeError, AssertionError) as e:
         raise AttributionError(f"method {method!r} failed on this model: {e}") from e
     maps = {s.name: _reduce(s, a).detach() for s, a in zip(specs, attr)}
@@ -367,5 +401,6 @@ def attribute(
         params=params,
         output_delta=output_delta,
         completeness_error=completeness,
-        meta={"convergence_delta": None if delta is None else delta.detach().double().abs().cpu().tolist()},
+        meta={"convergence_delta": None if delta is None else delta.detach().double().abs().cpu().tolist(),
+              **(more[0] if more else {})},
     )
