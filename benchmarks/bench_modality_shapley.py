@@ -97,7 +97,7 @@ def make_builtin(m: int, n: int, device: torch.device) -> tuple[nn.Module, dict[
     from mmexplain.data import load_dataset
     from mmexplain.models import ModelConfig, build_model
 
-    splits, tok = load_dataset("synthetic:additive", limit=max(n, 64), seed=0, modalities=BUILTIN_MODALITIES[:m])
+    splits, tok = load_dataset("synthetic:additive", limit=max(8 * n, 512), seed=0, modalities=BUILTIN_MODALITIES[:m])
     torch.manual_seed(0)
     model = build_model(ModelConfig.from_name("concat"), splits.train, tok)
     return model.to(device).eval(), {k: v.to(device) for k, v in splits.test.inputs(range(n)).items()}

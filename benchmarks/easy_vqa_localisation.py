@@ -5,7 +5,8 @@ this explains N test samples (the model's predicted answer) with every registere
 prints, per method:
 
 * ``mass_in_mask``: the share of positive image attribution inside the shape's pixels,
-  against ``chance``, the shape's area fraction (a map that ignores the shape scores chance);
+  against ``chance``, the shape's area fraction (a map that ignores the shape scores chance),
+  averaged over the ``n_defined`` samples whose map has any positive image attribution;
 * ``pointing_game``: how often the most-attributed pixel lies on the shape;
 * ``evidence_rank``: the mean rank (1 = first) of the question's evidence word (the colour or
   shape word the answer hinges on) among the question's tokens, and ``reciprocal_rank``;
@@ -59,9 +60,11 @@ def main() -> None:
     wide = table.pivot_table(index="method", columns="metric", values="value", sort=False)
     chance = table[table.metric == "mass_in_mask"].set_index("method")["chance"]
     wide.insert(1, "chance", chance)
+    defined = table[table.metric == "mass_in_mask"].set_index("method")["n_defined"]
+    wide.insert(2, "n_defined", defined)  # samples with any positive image attribution
     wide["seconds"] = pd.Series(seconds)
-    print(wide[["mass_in_mask", "chance", "pointing_game", "evidence_rank", "reciprocal_rank", "seconds"]]
-          .round(3).to_string())
+    print(wide[["mass_in_mask", "chance", "n_defined", "pointing_game", "evidence_rank", "reciprocal_rank",
+                "seconds"]].round(3).to_string())
     sanity_idx = idx[: args.sanity_n]
     print("\nsanity (cascading randomisation; passes when the final rank correlation is low):")
     print(A.sanity_table(run, sanity_idx, ("ig", "saliency")).round(3).to_string(index=False))

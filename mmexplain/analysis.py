@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -121,6 +120,8 @@ def localisation_table(run: Run, idx: torch.Tensor, results: dict[str, Attributi
 
     Image-like modalities: mass inside the mask vs the mask's area fraction (chance), and
     the pointing game. Tokens: rank (1 = best) and reciprocal rank of the evidence token.
+    ``value`` averages the samples where the metric is defined; ``n_defined`` counts them
+    (mass in mask is undefined for a map with no positive mass).
     """
     data = run.splits[split]
     rows = []
@@ -135,18 +136,26 @@ def localisation_table(run: Run, idx: torch.Tensor, results: dict[str, Attributi
                 valid = valid[data.rows[spec.name][idx]] if valid is not None else None
                 r = evidence_rank(a, ev, valid)
                 rows.append({"method": name, "modality": spec.name, "metric": "evidence_rank",
-                             "value": float(np.nanmean(r.rank.numpy())), "chance": None})
+                             **_nanmean(r.rank), "chance": None})
                 rows.append({"method": name, "modality": spec.name, "metric": "reciprocal_rank",
-                             "value": float(np.nanmean(r.reciprocal_rank.numpy())), "chance": None})
+                             **_nanmean(r.reciprocal_rank), "chance": None})
             elif spec.kind in ("image", "audio", "tabular"):
                 a2 = a.abs() if name in ("saliency", "smoothgrad") else a
                 if spec.kind == "image":
                     rows.append({"method": name, "modality": spec.name, "metric": "mass_in_mask",
-                                 "value": float(mass_in_mask(a2, ev).mean()),
+                                 **_nanmean(mass_in_mask(a2, ev)),
                                  "chance": float(mask_area_fraction(ev).mean())})
                     rows.append({"method": name, "modality": spec.name, "metric": "pointing_game",
-                                 "value": float(np.nanmean(pointing_game(a2, ev).numpy())), "chance": None})
+                                 **_nanmean(pointing_game(a2, ev)), "chance": None})
     return pd.DataFrame(rows)
+
+
+def _nanmean(values: torch.Tensor) -> dict[str, float | int]:
+    # A metric is undefined for some samples (e.g. no positive attribution mass at all):
+    # average over the rest and say how many that was.
+    v = values.double()
+    defined = ~torch.isnan(v)
+    return {"value": float(v[defined].mean()) if defined.any() else float("nan"), "n_defined": int(defined.sum())}
 
 
 def faithfulness_table(run: Run, idx: torch.Tensor, results: dict[str, AttributionResult], *,

@@ -11,6 +11,7 @@ every other Captum method (DeepLift, NoiseTunnel, Occlusion …) works on tokens
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -378,7 +379,12 @@ def attribute(
     if method in ("occlusion", "feature_ablation"):
         kwargs["specs"] = specs
     try:
-        attr, delta, *more = entry.run(f, xs, bs, tgt, ids, **kwargs)
+        with warnings.catch_warnings():
+            # Captum's notices about what it does on purpose here: inputs get
+            # requires_grad set, DeepLift hooks the activations
+            warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
+            warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
+            attr, delta, *more = entry.run(f, xs, bs, tgt, ids, **kwargs)
     except (RuntimeError, AssertionError) as e:
         raise AttributionError(f"method {method!r} failed on this model: {e}") from e
     maps = {s.name: _reduce(s, a).detach() for s, a in zip(specs, attr)}

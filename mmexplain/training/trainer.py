@@ -78,11 +78,15 @@ def resolve_device(device: str) -> torch.device:
 
 
 class _FeatureCache:
-    """Outputs of frozen pretrained backbones, computed once per distinct input row."""
+    """Per-batch encoder outputs, each distinct stored row encoded once; with
+    ``frozen=True`` also the outputs of frozen pretrained backbones over the whole store,
+    computed once up front (worth it across epochs, not to predict a few samples)."""
 
-    def __init__(self, model: MultimodalModel, data: MultimodalDataset, device: torch.device) -> None:
+    def __init__(
+        self, model: MultimodalModel, data: MultimodalDataset, device: torch.device, *, frozen: bool = True
+    ) -> None:
         self.hidden: dict[str, torch.Tensor] = {}
-        for m in model.modalities:
+        for m in model.modalities if frozen else []:
             enc = model.encoders[m]
             if getattr(enc, "frozen_backbone", False):
                 store = data.stores[m].to(device)
@@ -147,16 +151,16 @@ def predict(
     device = torch.device(device)
     model.eval()
     outs = []
-    # built-in models: encode each distinct stored row (an image shared by many questions) once
-    cache = _FeatureCache(model, data, device) if isinstance(model, MultimodalModel) else None
-    with torch.no_grad():
-        for start in range(0, len(data), batch_size):
-            idx = torch.arange(start, min(start + batch_size, len(data)))
-            if cache is not None:
-                out = model.fuse(cache.features(model, data, idx, device))
-            else:
-                out = model(**{m: v.to(device) for m, v in data.inputs(idx).items()})
-            outs.append(out.cpu())
+    # built-in models: encode each distinct stored row (an image shared by many questions)
+    # once per batch
+    cache = _FeatureCache(model, data, device, frozen=False) if isinstance(model, MultimodalModel) else None
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)))
+        if cache is not None:
+            out = model.fuse(cache.features(model, data, idx, device))
+        else:
+            out = model(**{m: v.to(device) for m, v in data.inputs(idx).items()})
+        outs.append(out.cpu())
     return torch.cat(outs) if outs else torch.empty(0)
 
 
