@@ -179,3 +179,15 @@ grid:
     page = open_report(out / "index.html")
     assert not page.xss and page.dialogs == [] and page.console_errors == []
     assert XSS in page.text and "8 runs: 8 ok, 0 failed." in page.text
+
+
+def test_default_report_grid_is_valid_for_every_notebook() -> None:
+    from mmexplain.report.runner import validate_parameters
+
+    root = Path(__file__).resolve().parents[1]
+    specs = expand_grid(load_grid(root / "notebooks" / "default_report.yaml"), base_dir=root)
+    assert sorted(Path(s.notebook).name for s in specs) == sorted(p.name for p in (root / "notebooks").glob("*.ipynb"))
+    for spec in specs:
+        validate_parameters(root / spec.notebook, spec.parameters)  # raises on unknown / mistyped
+    compare = next(s for s in specs if Path(s.notebook).stem == "03_fusion_levels")
+    assert compare.parameters["fusions"] == ["early", "concat", "late", "attention"]
