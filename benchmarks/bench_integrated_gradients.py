@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 import warnings
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from _timing import timed_interleaved  # noqa: E402
 
 from mmexplain.attribution import attribute  # noqa: E402
 from mmexplain.data import load_dataset  # noqa: E402
@@ -51,23 +51,6 @@ class _Raw(nn.Module):
 
     def forward(self, image: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
         return self.model(image=self.image_in(image), question=question)
-
-
-def _timed(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> tuple[dict, dict]:
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    results = {k: f() for k, f in fns.items()}
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(repeats):
-        for k, f in fns.items():
-            sync()
-            t = time.perf_counter()
-            results[k] = f()
-            sync()
-            best[k] = min(best[k], time.perf_counter() - t)
-    return best, results
 
 
 def main() -> None:
@@ -131,8 +114,9 @@ def main() -> None:
             h.remove()
         return torch.autograd.grad(out, (img, e))[1]
 
-    best, res = _timed({"raw": run_raw, "ours": run_ours, "adaptive": run_adaptive, "floor": run_floor},
-                       args.repeats, device)
+    best, res = timed_interleaved(
+        {"raw": run_raw, "ours": run_ours, "adaptive": run_adaptive, "floor": run_floor}, args.repeats, device
+    )
     diff = (res["raw"].detach().cpu().double() - res["ours"].double()).abs().max().item()
     scale = res["raw"].detach().abs().max().item()
     print(f"device={args.device} N={args.n} n_steps={args.steps} threads={torch.get_num_threads()} "

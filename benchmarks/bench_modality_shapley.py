@@ -32,10 +32,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
-from collections.abc import Callable
 
 import torch
+from _timing import timed_interleaved  # sibling module: benchmarks run as scripts
 from torch import nn
 
 from mmexplain.attribution.shapley import modality_shapley
@@ -122,32 +121,6 @@ def coalition_batch(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         present = present.view(n_coal, *([1] * x.dim()))
         out[name] = torch.where(present, x.unsqueeze(0), torch.zeros_like(x).unsqueeze(0)).flatten(0, 1)
     return out
-
-
-def timed_interleaved(
-    fns: dict[str, Callable[[], object]], repeats: int, device: torch.device
-) -> tuple[dict[str, float], dict[str, object]]:
-    """Best-of-``repeats`` wall time of each function, after one warm-up call each.
-
-    The functions take turns within every repeat, so background load on a shared machine
-    hits all of them alike; the minimum is the least noisy estimate of the cost.
-    """
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    results = {name: fn() for name, fn in fns.items()}  # warm-up (allocator, lazy init)
-    sync()
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            sync()
-            start = time.perf_counter()
-            results[name] = fn()
-            sync()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best, results
 
 
 def run(args: argparse.Namespace) -> list[dict[str, float]]:
