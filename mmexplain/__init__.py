@@ -4,7 +4,7 @@ The functional core is importable from the top level::
 
     import mmexplain
     res = mmexplain.attribute(model, inputs, method="ig", target=y)
-    sv = mmexplain.modality_shapley(model, inputs, baselines, target=y)
+    sv = mmexplain.modality_shapley(model, inputs, target=y)
 """
 
 from .attribution import (
@@ -15,24 +15,27 @@ from .attribution import (
     compare_fusions,
     emap,
     fusion_level_attribution,
-    make_baselines,
     modality_shapley,
 )
+from .kinds import KINDS
 from .modality import MODALITY_KINDS, ModalitySpec
+from .reference import Reference, fit_reference
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "KINDS",
     "METHODS",
     "MODALITY_KINDS",
     "AttributionResult",
     "ModalityShapley",
     "ModalitySpec",
+    "Reference",
     "__version__",
     "attribute",
     "compare_fusions",
     "emap",
+    "fit_reference",
     "fusion_level_attribution",
-    "make_baselines",
     "modality_shapley",
 ]

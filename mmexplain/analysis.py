@@ -13,9 +13,9 @@ import pandas as pd
 import torch
 
 from .attribution import (
+    METHODS,
     AttributionResult,
     attribute,
-    make_baselines,
     modality_shapley,
     share_by_group,
 )
@@ -31,6 +31,7 @@ from .metrics import (
     perturbation_curves,
     pointing_game,
 )
+from .reference import resolve_baselines
 from .training import Run, predict
 
 #: Methods the reports run by default (SHAP partition is slower; add it by name).
@@ -61,31 +62,44 @@ def predictions(run: Run, idx: torch.Tensor, *, split: str = "test") -> pd.DataF
 
 
 def baselines_for(run: Run, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Default baselines, with tabular means taken from the training data."""
-    ref = run.splits.train.inputs(torch.arange(min(len(run.splits.train), 2000)))
-    return make_baselines(inputs, run.model.modality_specs, reference=ref)[0]
+    """The model's reference inputs for ``inputs`` (what "absent" means for every analysis)."""
+    return resolve_baselines(run.model, run.model.modality_specs, inputs)[0]
+
+
+def invalid_methods(run: Run, methods: Sequence[str]) -> dict[str, str]:
+    """The methods whose rules do not hold for this model, with the reason."""
+    return {m: why for m in methods if (why := METHODS.get(m).why_not(run.model))}
 
 
 def explain(
     run: Run, idx: torch.Tensor, methods: Sequence[str] = DEFAULT_METHODS, *, split: str = "test",
-    target: str = "predicted", **options: Any,
+    target: str = "predicted", include_invalid: bool = False, **options: Any,
 ) -> dict[str, AttributionResult]:
-    """Attribute the chosen samples with each method; ``target`` is ``predicted`` or ``true``."""
+    """Attribute the chosen samples with each method; ``target`` is ``predicted`` or ``true``.
+
+    Methods whose rules do not hold for the model (:func:`invalid_methods`, e.g. DeepLift on
+    a recurrent encoder) are left out unless ``include_invalid``; their results then carry
+    the reason in ``flags``.
+    """
     data = run.splits[split]
     x = data.inputs(idx)
     y = predict(run.model, data.subset(idx)).argmax(1) if target == "predicted" else data.target(idx)
-    ref = run.splits.train.inputs(torch.arange(min(len(run.splits.train), 2000)))
-    return {m: attribute(run.model, x, method=m, target=y, reference=ref, **options.get(m, {})) for m in methods}
+    skip = {} if include_invalid else invalid_methods(run, methods)
+    return {m: attribute(run.model, x, method=m, target=y, **options.get(m, {})) for m in methods if m not in skip}
 
 
 def method_shares(results: dict[str, AttributionResult]) -> pd.DataFrame:
-    """Mean modality share per method (rows: method, modality, share)."""
+    """Mean modality share per method (rows: method, modality, share, flags).
+
+    Each result aggregates by its own method's rule (:meth:`AttributionResult.shares`), the
+    same numbers an audit card shows.
+    """
     rows = []
     for name, res in results.items():
-        shares = res.shares(absolute_maps=not res.params or name in ("saliency", "smoothgrad"))
+        shares = torch.nanmean(res.shares(), dim=0)
         for j, m in enumerate(res.modality_names):
-            rows.append({"method": name, "modality": m, "share": float(shares[:, j].mean())})
-    return pd.DataFrame(rows)
+            rows.append({"method": name, "modality": m, "share": float(shares[j]), "flags": "; ".join(res.flags)})
+    return pd.DataFrame(rows, columns=["method", "modality", "share", "flags"])
 
 
 def completeness_table(results: dict[str, AttributionResult]) -> pd.DataFrame:
@@ -99,11 +113,13 @@ def completeness_table(results: dict[str, AttributionResult]) -> pd.DataFrame:
 
 
 def shapley_analysis(run: Run, idx: torch.Tensor, *, split: str = "test") -> dict[str, Any]:
-    """Modality Shapley values on the samples, with shares by class and by correctness."""
+    """Modality Shapley values on the samples, with shares by class and by correctness, and
+    InterSHAP as published (the predicted class's probability; pooled and per sample)."""
     data = run.splits[split]
     x = data.inputs(idx)
     pred = predict(run.model, data.subset(idx)).argmax(1)
-    sv = modality_shapley(run.model, x, baselines_for(run, x), target=pred)
+    sv = modality_shapley(run.model, x, target=pred)
+    inter = intershap(run.model, x)
     shares = sv.shares()
     names = data.label_names or []
     true = data.target(idx)
@@ -111,7 +127,27 @@ def shapley_analysis(run: Run, idx: torch.Tensor, *, split: str = "test") -> dic
     correct = ["correct" if bool(c) else "incorrect" for c in (pred == true)]
     by_correct = share_by_group(shares, correct, modalities=sv.modalities)
     return {"shapley": sv, "by_class": by_class, "by_correct": by_correct,
-            "mean_shares": sv.mean_shares(), "interaction_share": float(sv.interaction_share())}
+            "mean_shares": sv.mean_shares(), **inter}
+
+
+def intershap(model: Any, inputs: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """InterSHAP as published: the game is the softmax probability of the predicted class,
+    the global score the paper's pooled aggregate; the per-sample scores come beside it.
+
+    Returns
+    -------
+    dict
+        ``interaction_share`` (float, pooled), ``interaction_per_sample`` (Tensor (N,)),
+        ``interaction_distribution`` (DataFrame: quantiles of the per-sample scores) and
+        ``intershap`` (the probability-game :class:`~mmexplain.attribution.ModalityShapley`).
+    """
+    sv = modality_shapley(model, inputs, game="probability")
+    per = sv.interaction_share(per_sample=True)
+    q = torch.nanquantile(per, torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9], dtype=per.dtype)) if (~per.isnan()).any() \
+        else torch.full((5,), float("nan"))
+    dist = pd.DataFrame({"quantile": [0.1, 0.25, 0.5, 0.75, 0.9], "interaction_share": q.tolist()})
+    return {"interaction_share": float(sv.interaction_share()), "interaction_per_sample": per,
+            "interaction_distribution": dist, "intershap": sv}
 
 
 def localisation_table(run: Run, idx: torch.Tensor, results: dict[str, AttributionResult], *,
@@ -131,7 +167,7 @@ def localisation_table(run: Run, idx: torch.Tensor, results: dict[str, Attributi
             if ev is None:
                 continue
             a = res.maps[spec.name]
-            if spec.kind == "tokens":
+            if spec.kind_info.evidence == "tokens":
                 valid = data.meta.get("valid_tokens", {}).get(spec.name)
                 valid = valid[data.rows[spec.name][idx]] if valid is not None else None
                 r = evidence_rank(a, ev, valid)
@@ -139,14 +175,12 @@ def localisation_table(run: Run, idx: torch.Tensor, results: dict[str, Attributi
                              **_nanmean(r.rank), "chance": None})
                 rows.append({"method": name, "modality": spec.name, "metric": "reciprocal_rank",
                              **_nanmean(r.reciprocal_rank), "chance": None})
-            elif spec.kind in ("image", "audio", "tabular"):
-                a2 = a.abs() if name in ("saliency", "smoothgrad") else a
-                if spec.kind == "image":
-                    rows.append({"method": name, "modality": spec.name, "metric": "mass_in_mask",
-                                 **_nanmean(mass_in_mask(a2, ev)),
-                                 "chance": float(mask_area_fraction(ev).mean())})
-                    rows.append({"method": name, "modality": spec.name, "metric": "pointing_game",
-                                 **_nanmean(pointing_game(a2, ev)), "chance": None})
+            elif spec.kind_info.evidence == "mask":
+                a2 = a if res.signed else a.abs()
+                rows.append({"method": name, "modality": spec.name, "metric": "mass_in_mask",
+                             **_nanmean(mass_in_mask(a2, ev)), "chance": float(mask_area_fraction(ev).mean())})
+                rows.append({"method": name, "modality": spec.name, "metric": "pointing_game",
+                             **_nanmean(pointing_game(a2, ev)), "chance": float(mask_area_fraction(ev).mean())})
     return pd.DataFrame(rows)
 
 
@@ -207,8 +241,8 @@ def robustness_tables(run: Run, idx: torch.Tensor, *, split: str = "test",
     missing = missing_modality(run.model, x, y, base)
     noise = {}
     for spec in run.model.modality_specs:
-        kind = "token_dropout" if spec.kind == "tokens" else "mask"
-        noise[spec.name] = noise_robustness(run.model, x, y, modality=spec, strengths=strengths, kind=kind,
+        noise[spec.name] = noise_robustness(run.model, x, y, modality=spec, strengths=strengths,
+                                            kind=spec.kind_info.corruption,
                                             baseline=base[spec.name])
     return {"missing": missing, "noise": noise}
 
@@ -216,6 +250,6 @@ def robustness_tables(run: Run, idx: torch.Tensor, *, split: str = "test",
 def emap_analysis(run: Run, idx: torch.Tensor, *, split: str = "test") -> dict[str, float]:
     """EMAP: metric of the model and of its additive projection on the samples."""
     data = run.splits[split]
-    r = emap(run.model, data.inputs(idx), data.target(idx), max_samples=len(idx))
+    r = emap(run.model, data.inputs(idx), target=data.target(idx), max_samples=len(idx))
     return {"model_metric": float(r.model_metric), "projection_metric": float(r.projection_metric),
             "metric": r.metric}

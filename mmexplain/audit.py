@@ -19,6 +19,7 @@ import torch
 from .analysis import baselines_for, explain
 from .attribution import AttributionResult, modality_shapley
 from .exceptions import ConfigError
+from .kinds import KINDS
 from .metrics import agreement_matrix, perturbation_curves
 from .training import Run, predict
 
@@ -91,7 +92,7 @@ class DecisionCard:
             row: dict[str, Any] = {"modality": m, "shapley_share": round(self.shapley_shares[m], 3)}
             for name, res in self.attributions.items():
                 j = res.modality_names.index(m)
-                row[f"{name}_share"] = round(float(res.shares(absolute_maps=name in ("saliency", "smoothgrad"))[0, j]), 3)
+                row[f"{name}_share"] = round(float(res.shares()[0, j]), 3)
             label, p = self.removed[m]
             row["prediction_without"] = f"{label} ({p:.2f})"
             rows.append(row)
@@ -105,10 +106,11 @@ class DecisionCard:
         for name, res in self.attributions.items():
             for m, kind in self.kinds.items():
                 title = f"sample {self.index} — {name} — {m}"
-                if kind == "image":
+                info = KINDS.get(kind)
+                if info.evidence == "mask":
                     figs.append(viz.image_attribution(self.inputs[m][0], res.maps[m][0], title=title,
                                                       mask=self.evidence.get(m)))
-                elif kind == "tokens" and m in self.tokens:
+                elif info.integer_ids and m in self.tokens:
                     figs.append(viz.token_attribution(self.tokens[m], res.maps[m][0], title=title,
                                                       valid=self.valid_tokens.get(m)))
         return figs
@@ -133,7 +135,7 @@ def decision_cards(
     pred = out.argmax(1)
     results = explain(run, ids, methods, split=split)
     base = baselines_for(run, x_all)
-    sv = modality_shapley(run.model, x_all, base, target=pred)
+    sv = modality_shapley(run.model, x_all, target=pred)
     sv_shares = sv.shares()
     removed_probs = {}
     with torch.no_grad():
@@ -160,7 +162,7 @@ def decision_cards(
         texts, tokens, evidence, kinds, valid = {}, {}, {}, {}, {}
         for spec in run.model.modality_specs:
             kinds[spec.name] = spec.kind
-            if spec.kind == "tokens":
+            if spec.kind_info.integer_ids:
                 stored = data.meta.get("texts", {}).get(spec.name)
                 if stored is not None:
                     texts[spec.name] = stored[int(data.rows[spec.name][i])]
@@ -168,7 +170,7 @@ def decision_cards(
                     tokens[spec.name] = tok.convert_ids_to_tokens(x_all[spec.name][k].tolist())
                     valid[spec.name] = x_all[spec.name][k] != spec.pad_id
             ev = data.evidence_for(spec.name, [i])
-            if ev is not None and spec.kind == "image":
+            if ev is not None and spec.kind_info.evidence == "mask":
                 evidence[spec.name] = ev[0]
         cards.append(DecisionCard(
             index=i,
@@ -177,18 +179,9 @@ def decision_cards(
             probability=float(out[k, pred[k]]),
             true=names[int(data.targets[i])],
             texts=texts,
-            attributions={name: _one(res, k) for name, res in results.items()},
+            attributions={name: res.one(k) for name, res in results.items()},
             shapley_shares={m: float(sv_shares[k, j]) for j, m in enumerate(sv.modalities)},
             removed={m: (names[int(p[k].argmax())], float(p[k].max())) for m, p in removed_probs.items()},
             flags=flags, tokens=tokens, evidence=evidence, kinds=kinds, valid_tokens=valid,
         ))
     return cards
-
-
-def _one(res: AttributionResult, k: int) -> AttributionResult:
-    return AttributionResult(
-        method=res.method, maps={m: v[k : k + 1] for m, v in res.maps.items()}, modalities=res.modalities,
-        target=None if res.target is None else res.target[k : k + 1], baselines=res.baselines, params=res.params,
-        output_delta=None if res.output_delta is None else res.output_delta[k : k + 1],
-        completeness_error=None if res.completeness_error is None else res.completeness_error[k : k + 1],
-    )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .exceptions import ConfigError
+from .kinds import KINDS, ModalityKind
 
-MODALITY_KINDS = ("image", "tokens", "tabular", "audio", "generic")
+MODALITY_KINDS = tuple(KINDS.names())
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,16 @@ class ModalitySpec:
                 f"ModalitySpec(name={self.name!r}).kind={self.kind!r} is not allowed; "
                 f"choose one of {list(MODALITY_KINDS)}."
             )
-        if self.embedding_layer is not None and self.kind != "tokens":
+        if self.embedding_layer is not None and not self.kind_info.integer_ids:
             raise ConfigError(
-                f"ModalitySpec(name={self.name!r}): embedding_layer is only for kind='tokens'."
+                f"ModalitySpec(name={self.name!r}): embedding_layer is only for kinds with integer "
+                f"ids ({[k for k in MODALITY_KINDS if KINDS.get(k).integer_ids]})."
             )
+
+    @property
+    def kind_info(self) -> ModalityKind:
+        """What this modality's kind declares: units, reference choices, perturbation."""
+        return KINDS.get(self.kind)
 
     def to_dict(self) -> dict:
         return asdict(self)

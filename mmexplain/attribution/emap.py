@@ -90,8 +90,8 @@ def _score(metric: str, outputs: torch.Tensor, labels: torch.Tensor) -> float:
 def emap(
     model: Callable[..., Any],
     inputs: Mapping[str, torch.Tensor],
-    labels: Sequence[Any] | torch.Tensor | np.ndarray,
     *,
+    target: Sequence[Any] | torch.Tensor | np.ndarray,
     target_metric: str = "accuracy",
     max_samples: int = 256,
     seed: int = 0,
@@ -122,8 +122,9 @@ def emap(
         its mode is not changed.
     inputs : dict of str -> Tensor of shape (N, ...)
         At least two modalities, batch first.
-    labels : sequence or Tensor of shape (N,)
-        Class indices (classification) or targets (regression).
+    target : sequence or Tensor of shape (N,)
+        The true class indices (classification) or values (regression) both the model and
+        its additive projection are scored against.
     target_metric : {"accuracy", "macro_f1"}, default="accuracy"
         The classification metric (macro-F1 via scikit-learn). Ignored for scalar-output
         models, which are scored by mean squared error (``metric="mse"``).
@@ -152,10 +153,11 @@ def emap(
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed must be an int; got {seed!r}.")
     n_total = batch_size(inputs)
+    labels = target
     labels_t = torch.as_tensor(labels.detach().cpu() if isinstance(labels, torch.Tensor) else np.asarray(labels))
     labels_t = labels_t.reshape(-1)
     if labels_t.shape[0] != n_total:
-        raise ValueError(f"labels has {labels_t.shape[0]} entries but the batch has {n_total} samples.")
+        raise ValueError(f"target has {labels_t.shape[0]} entries but the batch has {n_total} samples.")
 
     device = next(iter(inputs.values())).device
     if n_total > max_samples:

@@ -17,8 +17,8 @@ from torch import nn
 
 from ..exceptions import AttributionError, ConfigError
 from ..modality import ModalitySpec
+from ..reference import resolve_baselines
 from ..validation import batch_size, check_inputs, check_target
-from .baselines import make_baselines
 from .methods import EmbeddingInputModel, resolve_specs
 
 LAYER_METHODS = ("layer_ig", "layer_conductance", "layer_gradient_x_activation")
@@ -51,9 +51,10 @@ def fusion_level_attribution(
         Called as ``model(**inputs)``.
     inputs : dict of str -> Tensor of shape (N, ...)
     target : int, tensor of shape (N,), or None
-    baselines : dict, optional
-        Input baselines per modality (see :func:`~mmexplain.attribution.make_baselines`); a
-        layer's baseline is its activation at the input baseline.
+    baselines : None, Reference or dict, optional
+        What "absent" means per modality (default the model's reference, see
+        :func:`mmexplain.reference.resolve_baselines`); a layer's baseline is its
+        activation at the reference input.
     method : {"layer_ig", "layer_conductance", "layer_gradient_x_activation"}
         Captum's LayerIntegratedGradients, LayerConductance or LayerGradientXActivation.
     levels : list of str, optional
@@ -90,11 +91,11 @@ def fusion_level_attribution(
     for lv in levels:
         if lv not in points:
             raise ConfigError(f"unknown fusion level {lv!r}; the model's levels are {list(points)}.")
-    base, _ = make_baselines(inputs, specs, baselines)
+    base, _ = resolve_baselines(model, specs, inputs, baselines)
     # token ids enter as embeddings, so methods that interpolate inputs (conductance) work too
     f = EmbeddingInputModel(model, specs)
     xs, bs = f.embed(inputs), f.embed(base)
-    ids = tuple(inputs[s.name] for s in specs if s.kind == "tokens") or None
+    ids = tuple(inputs[name] for name in f.token_names) or None
     with torch.no_grad():
         out_x, out_b = f(*xs, *(ids or ())), f(*bs, *(ids or ()))
         pick = (lambda o: o[:, 0]) if tgt is None else (lambda o: o.gather(1, tgt.view(-1, 1)).squeeze(1))

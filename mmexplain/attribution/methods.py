@@ -21,9 +21,9 @@ from torch import nn
 
 from ..exceptions import AttributionError, ConfigError
 from ..modality import ModalitySpec
+from ..reference import resolve_baselines
 from ..registry import Registry
 from ..validation import batch_size, check_inputs, check_target
-from .baselines import make_baselines
 from .result import AttributionResult
 
 
@@ -54,34 +54,61 @@ def _submodule(model: nn.Module, path: str, modality: str) -> nn.Module:
 
 
 class EmbeddingInputModel(nn.Module):
-    """``model`` as a function of float tensors: token modalities enter as embeddings.
+    """``model`` as a function of float tensors: modalities with integer ids enter as embeddings.
 
-    ``forward(*xs, *ids)`` takes one tensor per modality in ``specs`` order (token modalities
-    as embeddings (N, T, E)), followed by the token ids of the token modalities, and returns
-    the model's output. Captum expands the trailing ids along with the inputs.
+    ``forward(*xs, *ids)`` takes one tensor per modality in ``specs`` order (id modalities
+    as embeddings (N, T, E)), followed by the ids of the id modalities, and returns the
+    model's output. Captum expands the trailing ids along with the inputs.
+
+    A position whose embedding equals, exactly, the embedding of a reference id (the pad id)
+    is fed to the model *as* that id (``snap``, on by default), so the padding masks the model
+    derives from its ids see it absent: a perturbation that puts a token at its reference is
+    the model's own input for "this token is absent", and the embedded reference input gives
+    exactly the model's output on the reference. Gradient paths turn snapping off (an
+    interpolated embedding is never exactly the reference anyway, and the path's start must be
+    the point Captum integrates from); :func:`attribute` credits the remaining step -- the
+    masks changing from the reference's to the sample's -- separately (see ``mask_term``).
     """
 
-    def __init__(self, model: nn.Module, specs: Sequence[ModalitySpec]) -> None:
+    def __init__(self, model: nn.Module, specs: Sequence[ModalitySpec],
+                 reference_ids: Mapping[str, torch.Tensor] | None = None) -> None:
         super().__init__()
         self.model = model
         self.specs = list(specs)
-        self.token_names = [s.name for s in self.specs if s.kind == "tokens"]
+        self.token_names = [s.name for s in self.specs if s.kind_info.integer_ids]
         self.embeddings: dict[str, nn.Module] = {}
+        self.snap = True
         for s in self.specs:
-            if s.kind == "tokens":
+            if s.kind_info.integer_ids:
                 if not s.embedding_layer:
                     raise ConfigError(
                         f"modality {s.name!r} holds token ids: set ModalitySpec(embedding_layer=...) to the "
                         "embedding module to attribute at."
                     )
                 self.embeddings[s.name] = _submodule(model, s.embedding_layer, s.name)
+        # the distinct reference ids of each id modality, and their embeddings (snapping)
+        self._snap_ids: dict[str, torch.Tensor] = {}
+        for name, ids in (reference_ids or {}).items():
+            self._snap_ids[name] = torch.unique(ids.flatten())
 
     def embed(self, inputs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """The float tensors Captum sees for ``inputs`` (ids → embeddings)."""
-        return tuple(
-            self.embeddings[s.name](inputs[s.name]).detach() if s.kind == "tokens" else inputs[s.name]
-            for s in self.specs
-        )
+        with torch.no_grad():
+            return tuple(
+                self.embeddings[s.name](inputs[s.name]).detach() if s.kind_info.integer_ids else inputs[s.name]
+                for s in self.specs
+            )
+
+    def _snapped(self, name: str, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        ref = self._snap_ids.get(name)
+        if not self.snap or ref is None:
+            return ids
+        with torch.no_grad():
+            vectors = self.embeddings[name](ref.to(ids.device)).to(x.dtype)  # (R, E)
+            out = ids
+            for r, v in zip(ref.tolist(), vectors):
+                out = torch.where((x == v).all(-1), torch.full_like(ids, r), out)
+        return out
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
         n = len(self.specs)
@@ -89,10 +116,10 @@ class EmbeddingInputModel(nn.Module):
         feed, handles = {}, []
         try:
             for s, x in zip(self.specs, xs):
-                if s.kind == "tokens":
+                if s.kind_info.integer_ids:
                     # replace the embedding layer's output by the (interpolated / noised) input
                     handles.append(self.embeddings[s.name].register_forward_hook(lambda mod, inp, out, x=x: x))
-                    feed[s.name] = ids[s.name]
+                    feed[s.name] = self._snapped(s.name, x, ids[s.name])
                 else:
                     feed[s.name] = x
             out = self.model(**feed)
@@ -102,27 +129,67 @@ class EmbeddingInputModel(nn.Module):
         return out if out.dim() > 1 else out.unsqueeze(1)
 
 
+def _recurrent_or_attention(model: nn.Module) -> str | None:
+    """Why DeepLift's rules do not hold for ``model`` (None when they do)."""
+    found = sorted({type(m).__name__ for m in model.modules()
+                    if isinstance(m, (nn.RNNBase, nn.MultiheadAttention)) or "SelfAttention" in type(m).__name__})
+    if found:
+        return (f"DeepLift's rescale rules do not hold for {', '.join(found)} (multiplicative gates and "
+                "attention have no DeepLift rule; Captum falls back to gradients there)")
+    return None
+
+
 @dataclass(frozen=True)
 class Method:
-    """A registered attribution method: how to run it and what it promises."""
+    """A registered attribution method: how to run it and what it promises.
+
+    Attributes
+    ----------
+    name, description : str
+    run : callable
+        ``run(f, xs, bs, target, ids, *, internal_batch_size, specs, **options)`` returning
+        ``(attributions, convergence_delta[, meta])``.
+    options : dict
+        Default options.
+    baseline_relative : bool
+        Attributions explain f(x) − f(reference).
+    complete : bool
+        Promises completeness: Σ attributions = f(x) − f(reference).
+    signed : bool
+        Maps are signed contributions whose sum means something; False for magnitude maps
+        (Saliency, SmoothGrad), whose modality totals sum absolute values.
+    gradient_path : bool
+        Integrates gradients from the reference (IG, DeepLift, GradientShap): token masks
+        cannot change along such a path, so their step is credited separately (``mask_term``).
+    stochastic : bool
+        Draws random numbers: run one sample at a time under its own seed, so a sample's
+        explanation never depends on the batch around it.
+    rules_fail : callable, optional
+        ``rules_fail(model) -> str | None``: why the method's rules do not hold for a model.
+    """
 
     name: str
-    run: Callable[..., tuple[tuple[torch.Tensor, ...], torch.Tensor | None]]
+    run: Callable[..., tuple]
     options: dict[str, Any]
     baseline_relative: bool = True
     complete: bool = False
+    signed: bool = True
+    gradient_path: bool = False
+    stochastic: bool = False
+    rules_fail: Callable[[nn.Module], str | None] | None = None
     description: str = ""
+
+    def why_not(self, model: nn.Module) -> str | None:
+        """Why this method's rules do not hold for ``model``; None when they do."""
+        return self.rules_fail(model) if self.rules_fail is not None else None
 
 
 METHODS: Registry[Method] = Registry("attribution method")
 
 
-def _register(name: str, description: str, options: dict[str, Any], *, complete: bool = False,
-              baseline_relative: bool = True) -> Callable:
+def _register(name: str, description: str, options: dict[str, Any], **flags: Any) -> Callable:
     def deco(fn: Callable) -> Callable:
-        METHODS.register(name, description)(
-            Method(name, fn, options, baseline_relative, complete, description)
-        )
+        METHODS.register(name, description)(Method(name, fn, options, description=description, **flags))
         return fn
 
     return deco
@@ -134,8 +201,9 @@ def _stdevs(xs: tuple[torch.Tensor, ...], rel: float) -> tuple[float, ...]:
 
 
 @_register("ig", "Integrated Gradients (tokens at their embedding layer = LayerIntegratedGradients)",
-           {"n_steps": 50, "method": "gausslegendre", "tolerance": 0.01, "max_steps": 400}, complete=True)
-def _ig(f, xs, bs, target, ids, *, internal_batch_size, n_steps, method, tolerance, max_steps):
+           {"n_steps": 50, "method": "gausslegendre", "tolerance": 0.01, "max_steps": 400}, complete=True,
+           gradient_path=True)
+def _ig(f, xs, bs, target, ids, *, internal_batch_size, specs, n_steps, method, tolerance, max_steps):
     from captum.attr import IntegratedGradients
 
     ig = IntegratedGradients(f)
@@ -154,44 +222,50 @@ def _ig(f, xs, bs, target, ids, *, internal_batch_size, n_steps, method, toleran
     attr, delta = run(None, n_steps)
     attr = [a.clone() for a in attr]
     steps_used = torch.full((delta.shape[0],), n_steps)
-    if tolerance:
-        # Refine the samples whose path integral has not converged: the completeness gap
-        # sum(attr) - (f(x) - f(b)) is the one error IG can measure, so use it (Captum
-        # leaves the choice of n_steps to the caller).
-        with torch.no_grad():
-            extra = ids or ()
-            scale = (_target_output(f(*xs, *extra), target) - _target_output(f(*bs, *extra), target)).abs()
-        steps = n_steps
-        while steps < max_steps:
-            bad = (delta.abs() > tolerance * scale.clamp_min(1e-6)).nonzero().flatten()
-            if len(bad) == 0:
-                break
-            steps = min(2 * steps, max_steps)
-            sub_attr, sub_delta = run(bad, steps)
-            for a, sa in zip(attr, sub_attr):
-                a[bad] = sa
-            delta = delta.clone()
-            delta[bad] = sub_delta
-            steps_used[bad] = steps
-    return tuple(attr), delta, {"n_steps_used": steps_used.tolist()}
+    # Refine the samples whose path integral has not converged: the completeness gap
+    # sum(attr) - (f(x) - f(b)) is the one error IG can measure, so use it (Captum
+    # leaves the choice of n_steps to the caller).
+    with torch.no_grad():
+        extra = ids or ()
+        scale = (_target_output(f(*xs, *extra), target) - _target_output(f(*bs, *extra), target)).abs()
+
+    def unconverged() -> torch.Tensor:
+        return delta.abs() > tolerance * scale.clamp_min(1e-6)
+
+    steps = n_steps
+    while tolerance and steps < max_steps:
+        bad = unconverged().nonzero().flatten()
+        if len(bad) == 0:
+            break
+        steps = min(2 * steps, max_steps)
+        sub_attr, sub_delta = run(bad, steps)
+        for a, sa in zip(attr, sub_attr):
+            a[bad] = sa
+        delta = delta.clone()
+        delta[bad] = sub_delta
+        steps_used[bad] = steps
+    capped = unconverged() & (steps_used >= max_steps) if tolerance else torch.zeros_like(steps_used, dtype=torch.bool)
+    return tuple(attr), delta, {"n_steps_used": steps_used.tolist(), "hit_step_cap": capped.tolist()}
 
 
-@_register("saliency", "Saliency: absolute gradient of the target output", {}, baseline_relative=False)
-def _saliency(f, xs, bs, target, ids, *, internal_batch_size):
+@_register("saliency", "Saliency: absolute gradient of the target output", {}, baseline_relative=False,
+           signed=False)
+def _saliency(f, xs, bs, target, ids, *, internal_batch_size, specs):
     from captum.attr import Saliency
 
     return Saliency(f).attribute(xs, target=target, additional_forward_args=ids, abs=True), None
 
 
 @_register("input_x_gradient", "Input × Gradient", {}, baseline_relative=False)
-def _ixg(f, xs, bs, target, ids, *, internal_batch_size):
+def _ixg(f, xs, bs, target, ids, *, internal_batch_size, specs):
     from captum.attr import InputXGradient
 
     return InputXGradient(f).attribute(xs, target=target, additional_forward_args=ids), None
 
 
-@_register("deeplift", "DeepLift (Rescale rule; layers without a rule fall back to gradients)", {}, complete=True)
-def _deeplift(f, xs, bs, target, ids, *, internal_batch_size):
+@_register("deeplift", "DeepLift (Rescale rule; layers without a rule fall back to gradients)", {}, complete=True,
+           gradient_path=True, rules_fail=_recurrent_or_attention)
+def _deeplift(f, xs, bs, target, ids, *, internal_batch_size, specs):
     from captum.attr import DeepLift
 
     attr, delta = DeepLift(f).attribute(
@@ -200,13 +274,13 @@ def _deeplift(f, xs, bs, target, ids, *, internal_batch_size):
     return attr, delta
 
 
-@_register("gradient_shap", "GradientShap: expected gradients between the baseline and noisy inputs",
-           {"n_samples": 20, "stdevs": 0.1})
-def _gshap(f, xs, bs, target, ids, *, internal_batch_size, n_samples, stdevs):
+@_register("gradient_shap", "GradientShap: expected gradients between the reference and noisy inputs",
+           {"n_samples": 20, "stdevs": 0.1, "seed": 0}, gradient_path=True, stochastic=True)
+def _gshap(f, xs, bs, target, ids, *, internal_batch_size, specs, n_samples, stdevs, seed):
     from captum.attr import GradientShap
 
-    # a baseline distribution of the chosen baselines plus the input itself: the path spans both
-    dist = tuple(torch.cat([b[:1], x.mean(0, keepdim=True).detach()]) for x, b in zip(xs, bs))
+    # the reference is the baseline distribution (one sample at a time: see Method.stochastic)
+    dist = tuple(b[:1] for b in bs)
     attr = GradientShap(f).attribute(
         xs, baselines=dist, target=target, additional_forward_args=ids, n_samples=n_samples,
         stdevs=_stdevs(xs, stdevs),
@@ -214,9 +288,9 @@ def _gshap(f, xs, bs, target, ids, *, internal_batch_size, n_samples, stdevs):
     return attr, None
 
 
-@_register("smoothgrad", "SmoothGrad: NoiseTunnel over Saliency", {"nt_samples": 10, "stdevs": 0.15},
-           baseline_relative=False)
-def _smoothgrad(f, xs, bs, target, ids, *, internal_batch_size, nt_samples, stdevs):
+@_register("smoothgrad", "SmoothGrad: NoiseTunnel over Saliency", {"nt_samples": 10, "stdevs": 0.15, "seed": 0},
+           baseline_relative=False, signed=False, stochastic=True)
+def _smoothgrad(f, xs, bs, target, ids, *, internal_batch_size, specs, nt_samples, stdevs, seed):
     from captum.attr import NoiseTunnel, Saliency
 
     attr = NoiseTunnel(Saliency(f)).attribute(
@@ -228,18 +302,8 @@ def _smoothgrad(f, xs, bs, target, ids, *, internal_batch_size, nt_samples, stde
 
 def _windows(specs: Sequence[ModalitySpec], xs: tuple[torch.Tensor, ...], patch_size: int,
              audio_window: int) -> tuple[tuple[int, ...], ...]:
-    out = []
-    for s, x in zip(specs, xs):
-        shape = tuple(x.shape[1:])
-        if s.kind == "image":
-            out.append((shape[0], min(patch_size, shape[1]), min(patch_size, shape[2])))
-        elif s.kind == "tokens":
-            out.append((1, shape[1]))  # one token, whole embedding
-        elif s.kind == "audio":
-            out.append((*shape[:-1], min(audio_window, shape[-1])))
-        else:
-            out.append(tuple(1 for _ in shape))
-    return tuple(out)
+    return tuple(s.kind_info.occlusion_window(tuple(x.shape[1:]), patch_size=patch_size, audio_window=audio_window)
+                 for s, x in zip(specs, xs))
 
 
 @_register("occlusion", "Occlusion: slide a patch (image) / token / feature window, replace by the baseline",
@@ -261,23 +325,12 @@ def _occlusion(f, xs, bs, target, ids, *, internal_batch_size, patch_size, audio
 def feature_groups(specs: Sequence[ModalitySpec], xs: tuple[torch.Tensor, ...], *, patch_size: int = 8,
                    audio_window: int = 16) -> tuple[torch.Tensor, ...]:
     """Captum ``feature_mask`` tensors (1, ...) giving each unit its own feature id, ids
-    running on across modalities: image patches, tokens, tabular features, audio windows."""
+    running on across modalities (units as each kind declares them: image patches, tokens,
+    tabular features, audio windows)."""
     masks, offset = [], 0
     for s, x in zip(specs, xs):
-        shape = x.shape[1:]
-        if s.kind == "image":
-            c, h, w = shape
-            gh, gw = -(-h // patch_size), -(-w // patch_size)
-            grid = torch.arange(gh * gw).view(gh, gw).repeat_interleave(patch_size, 0).repeat_interleave(patch_size, 1)
-            m = grid[:h, :w].expand(c, h, w)
-        elif s.kind == "tokens":
-            m = torch.arange(shape[0]).unsqueeze(1).expand(*shape)
-        elif s.kind == "audio":
-            steps = torch.arange(shape[-1]) // audio_window
-            m = steps.expand(*shape)
-        else:
-            m = torch.arange(int(torch.tensor(shape).prod())).view(*shape)
-        m = m + offset
+        m = s.kind_info.unit_ids(tuple(x.shape[1:]), patch_size=patch_size if s.kind_info.patched else None,
+                                 audio_window=audio_window) + offset
         offset = int(m.max()) + 1
         masks.append(m.unsqueeze(0).to(x.device))
     return tuple(masks)
@@ -298,26 +351,76 @@ def _ablation(f, xs, bs, target, ids, *, internal_batch_size, patch_size, audio_
     return tuple(a / counts[m].to(a.dtype) for a, m in zip(attr, masks)), None
 
 
-def _reduce(spec: ModalitySpec, a: torch.Tensor) -> torch.Tensor:
-    # token attributions arrive per embedding dimension: one score per token
-    return a.sum(-1) if spec.kind == "tokens" else a
-
-
 def _target_output(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    out = out if out.dim() > 1 else out.unsqueeze(1)
     if target is None:
         return out.reshape(len(out), -1)[:, 0]
     return out.gather(1, target.view(-1, 1)).squeeze(1)
+
+
+def model_output(model: nn.Module, inputs: Mapping[str, torch.Tensor], target: torch.Tensor | None) -> torch.Tensor:
+    """The explained output of ``model(**inputs)`` per sample, (N,) float64 on the CPU."""
+    with torch.no_grad():
+        return _target_output(model(**inputs), target).detach().double().cpu()
+
+
+def _run(entry: Method, f: EmbeddingInputModel, xs: tuple, bs: tuple, tgt: torch.Tensor | None,
+         ids: tuple | None, kwargs: dict[str, Any]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None, dict]:
+    """Run a registered method; stochastic ones one sample at a time, each under its own seed."""
+    if not entry.stochastic:
+        attr, delta, *more = entry.run(f, xs, bs, tgt, ids, **kwargs)
+        return tuple(attr), delta, (more[0] if more else {})
+    parts, deltas, meta = [], [], {}
+    devices = [x.device.index or 0 for x in xs if x.device.type == "cuda"][:1]
+    for i in range(len(xs[0])):
+        def one(t, i=i):
+            return None if t is None else t[i:i + 1]
+
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(kwargs.get("seed") or 0))
+            attr, delta, *more = entry.run(
+                f, tuple(one(x) for x in xs), tuple(one(b) for b in bs), one(tgt),
+                None if ids is None else tuple(one(t) for t in ids), **kwargs,
+            )
+        parts.append(attr)
+        deltas.append(delta)
+        for k, v in (more[0] if more else {}).items():
+            meta.setdefault(k, []).extend(v if isinstance(v, list) else [v])
+    attr = tuple(torch.cat([p[k] for p in parts]) for k in range(len(xs)))
+    delta = None if any(d is None for d in deltas) else torch.cat([d.reshape(-1) for d in deltas])
+    return attr, delta, meta
+
+
+def _mask_terms(f: EmbeddingInputModel, bs: tuple, inputs: Mapping[str, torch.Tensor],
+                base: Mapping[str, torch.Tensor], tgt: torch.Tensor | None, start: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The step a gradient path cannot take: id modalities' masks going from the reference's
+    to the sample's while their embeddings sit at the reference.
+
+    The path starts at the reference's embeddings fed with the sample's ids; the model's
+    reference is those embeddings with the reference's ids. The difference is walked one id
+    modality at a time (in ``specs`` order): each gets the output change when its ids switch.
+    """
+    f.snap = False
+    terms, prev = {}, start
+    try:
+        for j, name in enumerate(f.token_names):
+            ids = tuple(inputs[t] if k <= j else base[t] for k, t in enumerate(f.token_names))
+            with torch.no_grad():
+                value = _target_output(f(*bs, *ids), tgt).detach().double().cpu()
+            terms[name], prev = value - prev, value
+    finally:
+        f.snap = True
+    return terms
 
 
 def attribute(
     model: nn.Module,
     inputs: Mapping[str, torch.Tensor],
     *,
-    method: str = "ig",
     target: int | Sequence[int] | torch.Tensor | None = None,
-    baselines: Mapping[str, Any] | None = None,
+    baselines: Any = None,
+    method: str = "ig",
     modalities: Sequence[ModalitySpec] | None = None,
-    reference: Mapping[str, torch.Tensor] | None = None,
     internal_batch_size: int | None = None,
     **options: Any,
 ) -> AttributionResult:
@@ -330,17 +433,15 @@ def attribute(
         Call ``model.eval()`` first.
     inputs : dict of str -> Tensor of shape (N, ...)
         One tensor per modality, batch first; token modalities hold integer ids (N, T).
-    method : str, default="ig"
-        A name from :data:`METHODS` (``mmexplain.attribution.METHODS.names()``).
     target : int, sequence of int, tensor of shape (N,), or None
         The output to explain; None for scalar outputs.
-    baselines : dict of str -> str or Tensor, optional
-        Per modality (see :func:`make_baselines`); defaults: black image, pad tokens,
-        feature means, silence.
+    baselines : None, Reference, or dict of str -> str or Tensor
+        What "absent" means (see :func:`mmexplain.reference.resolve_baselines`); default the
+        model's stored reference (``model.reference``), fitted once from training data.
+    method : str, default="ig"
+        A name from :data:`METHODS` (``mmexplain.attribution.METHODS.names()``).
     modalities : list of ModalitySpec, optional
         Required unless the model has ``modality_specs`` (built-in models do).
-    reference : dict of str -> Tensor, optional
-        Data that ``mean`` baselines average over; default the inputs.
     internal_batch_size : int, optional
         Chunk size of Captum's expanded batches (memory cap), for methods that expand.
     **options
@@ -348,13 +449,25 @@ def attribute(
         ``occlusion``; an unknown option is an error listing the allowed ones. ``ig``
         re-runs each sample whose completeness error exceeds ``tolerance`` (default 0.01)
         times |f(x) − f(baseline)| with doubled steps, up to ``max_steps`` (default 400);
-        ``tolerance=0`` turns this off. Steps used per sample: ``meta["n_steps_used"]``.
+        ``tolerance=0`` turns this off. Steps used per sample: ``meta["n_steps_used"]``;
+        samples that hit the cap unconverged: ``meta["hit_step_cap"]`` and ``flags``.
 
     Returns
     -------
     AttributionResult
-        ``maps`` keyed like ``inputs`` (tokens reduced to (N, T)); ``completeness_error``
-        for ``ig`` and ``deeplift``.
+        ``maps`` keyed like ``inputs`` (tokens reduced to (N, T)); ``output``,
+        ``reference_output`` and ``output_delta`` as the model computes them;
+        ``completeness_error`` for methods that promise completeness.
+
+    Notes
+    -----
+    Every sample is explained as if alone: the reference is fixed, and methods that draw
+    random numbers run one sample at a time under their ``seed``. For gradient-path methods
+    (IG, DeepLift, GradientShap) on token modalities, the path runs between the reference's
+    and the sample's embeddings with the sample's padding masks; the output change from the
+    masks themselves (reference ids → the sample's ids at reference embeddings) is recorded
+    per sample in ``meta["mask_term"]`` and credited evenly to the tokens that differ from
+    the reference, so the attributions sum to f(x) − f(reference) of the model itself.
     """
     entry = METHODS.get(method)
     unknown = sorted(set(options) - set(entry.options))
@@ -365,48 +478,71 @@ def attribute(
     params = {**entry.options, **options}
     specs = resolve_specs(model, modalities)
     inputs = check_inputs(inputs, modalities=[s.name for s in specs])
+    inputs = {s.name: inputs[s.name] for s in specs}
     n = batch_size(inputs)
     tgt = check_target(target, n)
     device = next(iter(inputs.values())).device
     if tgt is not None:
         tgt = tgt.to(device)
-    base, desc = make_baselines(inputs, specs, baselines, reference=reference)
-    f = EmbeddingInputModel(model, specs)
-    xs = f.embed(inputs)
-    bs = f.embed(base)
-    ids = tuple(inputs[s.name] for s in specs if s.kind == "tokens") or None
-    kwargs = dict(params, internal_batch_size=internal_batch_size)
-    if method in ("occlusion", "feature_ablation"):
-        kwargs["specs"] = specs
+    base, desc = resolve_baselines(model, specs, inputs, baselines)
+    f = EmbeddingInputModel(model, specs, reference_ids={t: base[t] for t in
+                                                         [s.name for s in specs if s.kind_info.integer_ids]})
+    xs, bs = f.embed(inputs), f.embed(base)
+    ids = tuple(inputs[t] for t in f.token_names) or None
+    kwargs = dict(params, internal_batch_size=internal_batch_size, specs=specs)
+    f.snap = not entry.gradient_path
     try:
         with warnings.catch_warnings():
             # Captum's notices about what it does on purpose here: inputs get
             # requires_grad set, DeepLift hooks the activations
             warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
             warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
-            attr, delta, *more = entry.run(f, xs, bs, tgt, ids, **kwargs)
+            attr, delta, meta = _run(entry, f, xs, bs, tgt, ids, kwargs)
     except (RuntimeError, AssertionError) as e:
         raise AttributionError(f"method {method!r} failed on this model: {e}") from e
-    maps = {s.name: _reduce(s, a).detach() for s, a in zip(specs, attr)}
-    output_delta = completeness = None
-    with torch.no_grad():
-        extra = ids or ()
-        fx = _target_output(f(*xs, *extra), tgt)
-        fb = _target_output(f(*bs, *extra), tgt)
-    output_delta = (fx - fb).detach().double().cpu()
+    finally:
+        f.snap = True
+    maps = {s.name: s.kind_info.reduce_map(a).detach().double().cpu() for s, a in zip(specs, attr)}
+    fx = model_output(model, inputs, tgt)
+    fr = model_output(model, base, tgt)
+    flags = []
+    if entry.gradient_path and f.token_names:
+        f.snap = False
+        try:
+            with torch.no_grad():
+                start = _target_output(f(*bs, *ids), tgt).detach().double().cpu()
+        finally:
+            f.snap = True
+        terms = _mask_terms(f, bs, inputs, base, tgt, fr)
+        for name, term in terms.items():
+            changed = (inputs[name] != base[name]).double().cpu()
+            maps[name] = maps[name] + term[:, None] * changed / changed.sum(1, keepdim=True).clamp_min(1.0)
+        meta["mask_term"] = {name: t.tolist() for name, t in terms.items()}
+        meta["path_start_output"] = start.tolist()
+    completeness = None
     if entry.complete:
-        total = sum(m.flatten(1).sum(1).double() for m in maps.values()).cpu()
-        completeness = (total - output_delta).abs()
-    params = {k: v for k, v in params.items()}
+        total = sum(m.flatten(1).sum(1) for m in maps.values())
+        completeness = (total - (fx - fr)).abs()
+    why = entry.why_not(model)
+    if why:
+        flags.append(f"{method}: {why}")
+    capped = [i for i, c in enumerate(meta.get("hit_step_cap", [])) if c]
+    if capped:
+        flags.append(f"{method}: {len(capped)} of {n} samples hit the {params.get('max_steps')}-step cap "
+                     f"without converging (samples {capped[:10]})")
+    meta["convergence_delta"] = None if delta is None else delta.detach().double().abs().cpu().tolist()
     return AttributionResult(
         method=method,
-        maps={k: v.cpu() for k, v in maps.items()},
+        maps={k: v.float() for k, v in maps.items()},
+        signed=entry.signed,
         modalities=specs,
         target=None if tgt is None else tgt.cpu(),
         baselines=desc,
         params=params,
-        output_delta=output_delta,
+        output=fx,
+        reference_output=fr,
+        output_delta=fx - fr,
         completeness_error=completeness,
-        meta={"convergence_delta": None if delta is None else delta.detach().double().abs().cpu().tolist(),
-              **(more[0] if more else {})},
+        flags=flags,
+        meta=meta,
     )

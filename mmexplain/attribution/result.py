@@ -31,14 +31,22 @@ class AttributionResult:
     target : LongTensor of shape (N,) or None
         The explained output (None for a scalar output).
     baselines : dict of str -> str
-        How each modality's baseline was made (``black``, ``pad``, ``mean`` …).
+        What "absent" meant for each modality (the reference, in words).
     params : dict
         The method's parameters (``n_steps``, ``patch_size`` …).
+    signed : bool
+        The maps are signed contributions (their sums mean something); False for magnitude
+        maps (Saliency, SmoothGrad). Decides how :meth:`shares` aggregates.
+    output, reference_output : Tensor of shape (N,) or None
+        f(x) and f(reference) for the target, as the model computes them (float64).
     output_delta : Tensor of shape (N,) or None
-        f(x) − f(baseline) for the target, where the method is baseline-relative.
+        ``output − reference_output``.
     completeness_error : Tensor of shape (N,) or None
-        |Σ attributions − (f(x) − f(baseline))| where the method promises completeness
-        (Integrated Gradients, DeepLift, SHAP); None otherwise.
+        |Σ attributions − (f(x) − f(reference))| where the method promises completeness
+        (Integrated Gradients, DeepLift, SHAP Partition); None otherwise.
+    flags : list of str
+        What a reader must know before trusting the maps (a method whose rules do not hold
+        for the model, IG samples that hit the step cap unconverged, ...).
     meta : dict
     """
 
@@ -48,8 +56,12 @@ class AttributionResult:
     target: torch.Tensor | None = None
     baselines: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    signed: bool = True
+    output: torch.Tensor | None = None
+    reference_output: torch.Tensor | None = None
     output_delta: torch.Tensor | None = None
     completeness_error: torch.Tensor | None = None
+    flags: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -65,18 +77,30 @@ class AttributionResult:
         """Signed per-sample, per-modality sums (N, M), columns in ``modality_names`` order."""
         return torch.stack([self.maps[m].flatten(1).sum(1).double() for m in self.modality_names], dim=1)
 
-    def shares(self, *, absolute_maps: bool = False) -> torch.Tensor:
-        """Modality shares (N, M): |total_m| / Σ|total| (MM-SHAP style).
+    def shares(self) -> torch.Tensor:
+        """Modality shares (N, M), rows summing to 1 (NaN for a sample with no attribution).
 
-        With ``absolute_maps=True`` the totals sum absolute unit scores instead, which suits
-        gradient methods whose signs do not add up to an output difference (Saliency).
+        Signed maps: ``|total_m| / Σ_k |total_k|`` (MM-SHAP's rule, as for modality Shapley
+        values); magnitude maps (``signed=False``): each modality's Σ|unit score| over the
+        sum of them, since their signs carry no contribution.
         """
-        t = (
-            torch.stack([self.maps[m].flatten(1).abs().sum(1).double() for m in self.modality_names], dim=1)
-            if absolute_maps
-            else self.totals.abs()
+        t = (self.totals if self.signed else torch.stack(
+            [self.maps[m].flatten(1).abs().sum(1).double() for m in self.modality_names], dim=1)).abs()
+        s = t.sum(1, keepdim=True)
+        return torch.where(s > 0, t / s.clamp_min(1e-300), torch.full_like(t, float("nan")))
+
+    def one(self, k: int) -> AttributionResult:
+        """The result of sample ``k`` alone (a batch of one)."""
+        def pick(v):
+            return None if v is None else v[k:k + 1]
+
+        return AttributionResult(
+            method=self.method, maps={m: v[k:k + 1] for m, v in self.maps.items()}, modalities=self.modalities,
+            target=pick(self.target), baselines=self.baselines, params=self.params, signed=self.signed,
+            output=pick(self.output), reference_output=pick(self.reference_output),
+            output_delta=pick(self.output_delta), completeness_error=pick(self.completeness_error),
+            flags=self.flags, meta={},
         )
-        return t / t.sum(1, keepdim=True).clamp_min(1e-12)
 
     @property
     def relative_completeness_error(self) -> torch.Tensor | None:
@@ -87,7 +111,7 @@ class AttributionResult:
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy table: one row per (sample, modality) with total, share and the method."""
-        totals, shares = self.totals, self.shares(absolute_maps=self.method in ("saliency", "smoothgrad"))
+        totals, shares = self.totals, self.shares()
         rows = []
         for i in range(self.n_samples):
             for j, m in enumerate(self.modality_names):
@@ -103,17 +127,19 @@ class AttributionResult:
         """Write ``<path>.json`` and ``<path>.safetensors``; returns the JSON path."""
         path = Path(path)
         tensors = {f"map.{m}": v.detach().cpu().contiguous() for m, v in self.maps.items()}
-        for name in ("target", "output_delta", "completeness_error"):
+        for name in ("target", "output", "reference_output", "output_delta", "completeness_error"):
             v = getattr(self, name)
             if v is not None:
                 tensors[name] = v.detach().cpu().contiguous()
         save_file(tensors, str(path.with_suffix(".safetensors")))
         info = {
-            "schema_version": 1,
+            "schema_version": 2,
             "method": self.method,
             "modalities": [m.to_dict() for m in self.modalities],
             "baselines": self.baselines,
             "params": self.params,
+            "signed": self.signed,
+            "flags": self.flags,
             "meta": self.meta,
         }
         path.with_suffix(".json").write_text(json.dumps(info, indent=2, default=str))
@@ -136,7 +162,11 @@ class AttributionResult:
             target=tensors.get("target"),
             baselines=info.get("baselines", {}),
             params=info.get("params", {}),
+            signed=info.get("signed", True),
+            output=tensors.get("output"),
+            reference_output=tensors.get("reference_output"),
             output_delta=tensors.get("output_delta"),
+            flags=info.get("flags", []),
             completeness_error=tensors.get("completeness_error"),
             meta=info.get("meta", {}),
         )

@@ -32,10 +32,13 @@ References
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -43,6 +46,7 @@ import pandas as pd
 import torch
 
 from ..exceptions import AttributionError, ConfigError
+from ..reference import resolve_baselines
 from ..validation import batch_size, check_choice, check_inputs, check_positive_int, check_target
 
 __all__ = [
@@ -268,6 +272,10 @@ class ModalityShapley:
         The explained output index per sample (None for scalar-output models).
     background_size : int or None
         K when the values are interventional (``background=``), else None.
+    game : {"logit", "probability"}
+        What a coalition is worth (see :func:`modality_shapley`).
+    reference : dict of str -> str
+        What "absent" meant for each modality, in words.
     """
 
     values: torch.Tensor
@@ -278,6 +286,8 @@ class ModalityShapley:
     coalition_values: torch.Tensor
     target: torch.Tensor | None = None
     background_size: int | None = None
+    game: str = "logit"
+    reference: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n, m = self.values.shape
@@ -287,10 +297,10 @@ class ModalityShapley:
             "full_value": (n,),
             "coalition_values": (n, 1 << m),
         }
-        for field, shape in expected.items():
-            got = tuple(getattr(self, field).shape)
+        for name, shape in expected.items():
+            got = tuple(getattr(self, name).shape)
             if got != shape:
-                raise ValueError(f"ModalityShapley.{field} has shape {got}; expected {shape}.")
+                raise ValueError(f"ModalityShapley.{name} has shape {got}; expected {shape}.")
         if len(self.modalities) != m:
             raise ValueError(
                 f"ModalityShapley.modalities has {len(self.modalities)} names for {m} value columns."
@@ -404,7 +414,24 @@ class ModalityShapley:
             "coalition_order": COALITION_ORDER,
             "target": None if self.target is None else self.target.tolist(),
             "background_size": self.background_size,
+            "game": self.game,
+            "reference": dict(self.reference),
         }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``<path>.json`` (everything, as :meth:`to_dict`); returns its path."""
+        path = Path(path).with_suffix(".json")
+        path.write_text(json.dumps({"schema_version": 2, "kind": "modality_shapley", **self.to_dict()}))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ModalityShapley:
+        """Read a result written by :meth:`save`."""
+        path = Path(path).with_suffix(".json")
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise AttributionError(f"cannot load modality Shapley result {path}: {e}") from None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModalityShapley:
@@ -429,6 +456,8 @@ class ModalityShapley:
             coalition_values=f64("coalition_values").reshape(-1, 1 << m),
             target=None if target is None else torch.as_tensor(target, dtype=torch.long),
             background_size=data.get("background_size"),
+            game=data.get("game", "logit"),
+            reference=dict(data.get("reference") or {}),
         )
 
 
@@ -604,18 +633,21 @@ def _coalition_index(
 def modality_shapley(
     model: ModelFn,
     inputs: Mapping[str, torch.Tensor],
-    baselines: Mapping[str, Any] | None = None,
-    target: int | Sequence[int] | torch.Tensor | None = None,
     *,
+    target: int | Sequence[int] | torch.Tensor | None = None,
+    baselines: Any = None,
     background: Mapping[str, torch.Tensor] | None = None,
+    game: Literal["logit", "probability"] = "logit",
+    modalities: Sequence[Any] | None = None,
     max_batch_size: int | None = None,
     factorised: bool | None = None,
 ) -> ModalityShapley:
     """Exact Shapley values of each modality, plus InterSHAP interactions.
 
-    The modalities are the players; coalition ``S`` is worth the model's raw output
-    (the logit of ``target``, or the scalar output) on the sample with the modalities
-    outside ``S`` absent. All ``2^M`` coalitions are evaluated exactly.
+    The modalities are the players; coalition ``S`` is worth the model's output on the
+    sample with the modalities outside ``S`` absent (``game``): the logit of ``target`` (or
+    the scalar output), as :func:`~mmexplain.attribution.attribute` explains it, or the
+    softmax probability of ``target``. All ``2^M`` coalitions are evaluated exactly.
 
     Parameters
     ----------
@@ -627,20 +659,29 @@ def modality_shapley(
     inputs : dict of str -> Tensor of shape (N, ...)
         One tensor per modality, batch first. Dict order fixes the column order.
         1 to 6 modalities.
-    baselines : dict of str -> Tensor, optional
-        Value of each modality when absent: shape (1, ...), (N, ...), one sample's shape
-        (...), or anything that broadcasts to the input. A missing key (or None) means
-        zeros of the input's dtype -- for integer token ids that is id 0, so pass the
-        pad id when it is not 0. Integer inputs need integer baselines.
     target : int, sequence of N ints, Tensor of shape (N,), or None
         The output explained: an output index for all samples, one per sample, or None
-        for a scalar-output model.
+        for a scalar-output model (with ``game="probability"``: None means the class the
+        model predicts for each sample).
+    baselines : None, Reference, or dict of str -> str / Tensor
+        Value of each modality when absent; default the model's reference
+        (``model.reference``, see :func:`mmexplain.reference.resolve_baselines`), the same
+        that every other explainer uses. Tensors: shape (1, ...), (N, ...), one sample's
+        shape (...), or anything that broadcasts to the input; integer inputs need integer
+        baselines. A bare callable without ``modality_specs`` (and no ``modalities=``) gets
+        zeros of each input's dtype.
     background : dict of str -> Tensor of shape (K, ...), optional
         Interventional mode: K reference samples per modality (same K for all, the keys
         must be exactly the input's modalities). ``v_i(S)`` is the mean output over
         ``k`` of the sample with modalities in ``S`` from sample ``i`` and the rest from
         background sample ``k``; ``base_value`` is the mean output over the background.
         Excludes ``baselines``.
+    game : {"logit", "probability"}, default="logit"
+        The coalition's worth: the target's logit (the scalar output for a one-output
+        model), or its softmax probability over the model's outputs (InterSHAP's game;
+        classification only).
+    modalities : list of ModalitySpec, optional
+        The model's modalities, for its reference; default ``model.modality_specs``.
     max_batch_size : int, optional
         Most rows per forward pass. By default everything runs in one pass unless the
         coalition batch holds more than :data:`DEFAULT_ELEMENT_BUDGET` input elements
@@ -671,11 +712,12 @@ def modality_shapley(
 
     Examples
     --------
-    >>> res = modality_shapley(model.eval(), {"image": img, "text": ids}, target=labels)
+    >>> res = modality_shapley(model.eval(), {"image": img, "text": ids}, target=labels)  # doctest: +SKIP
     >>> res.values.shape, res.interaction_share()
     """
     if not callable(model):
         raise TypeError(f"model must be callable (model(**inputs)); got {type(model).__name__}.")
+    check_choice("game", game, ("logit", "probability"))
     inputs = check_inputs(inputs)
     names = list(inputs)
     m = len(names)
@@ -683,6 +725,12 @@ def modality_shapley(
     n = batch_size(inputs)
     target_t = check_target(target, n)
 
+    specs = list(modalities) if modalities is not None else getattr(model, "modality_specs", None)
+    described: dict[str, str] = {}
+    if background is None:
+        baselines, described = resolve_baselines(model, specs, inputs, baselines, expand=False)
+    else:
+        described = {name: f"mean over {batch_size(background)} background samples" for name in names}
     fill, per_sample, k_bg = _prepare_fill(inputs, baselines, background)
     k = 1 if k_bg is None or per_sample else k_bg
     device = next(iter(inputs.values())).device
@@ -704,6 +752,12 @@ def modality_shapley(
     mid = out[n_empty : n_empty + (n_coal - 2) * n * k].reshape(n_coal - 2, n, k, n_out).mean(dim=2)
     full = out[n_empty + (n_coal - 2) * n * k :]
     all_out = torch.cat([empty.unsqueeze(0), mid, full.unsqueeze(0)], dim=0).permute(1, 0, 2)
+    if game == "probability":
+        if n_out < 2:
+            raise ConfigError("game='probability' needs a classifier (C >= 2 outputs); this model has one output.")
+        if target_t is None:
+            target_t = full.argmax(1)  # the class the model predicts, as InterSHAP explains it
+        all_out = all_out.softmax(-1)
     coalition_values = _select_target(all_out, target_t).contiguous()
 
     w_phi, w_int = _weight_matrices(m)
@@ -720,4 +774,6 @@ def modality_shapley(
         coalition_values=coalition_values,
         target=None if target_t is None else target_t.cpu(),
         background_size=k_bg,
+        game=game,
+        reference=described,
     )

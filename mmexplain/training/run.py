@@ -17,7 +17,7 @@ from typing import Any
 
 from ..data import Splits, load_dataset, tokenizer_from_config
 from ..exceptions import CheckpointError
-from ..models.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic
+from ..models.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint, write_json_atomic
 from ..models.model import ModelConfig, MultimodalModel, build_model
 from .trainer import (
     TrainConfig,
@@ -211,7 +211,8 @@ def load_or_train(cache_dir: str | os.PathLike, *, device: str = "cpu", progress
     notebooks running in parallel train it once and share it.
     """
     p = run_params(**params)
-    key = hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest()[:12]
+    # the checkpoint format is part of the key: a cache written by an older format retrains
+    key = hashlib.sha256(json.dumps({**p, "format": FORMAT_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
     directory = Path(cache_dir) / f"{p['fusion']}-{key}"
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as lock:
