@@ -92,6 +92,14 @@ def test_model_dependent_methods_pass(setup, explain) -> None:
     assert res.final_correlation.shape == (8,)
     assert res.passed and abs(res.final_mean) < 0.5
     assert res.final_mean == pytest.approx(res.mean_correlation[-1])
+    # every modality passes on its own, which is what the verdict requires
+    assert res.passed_by_modality == {"image": True, "tabular": True}
+    assert res.failed_modalities == []
+    for m in NAMES:
+        assert res.final_by_modality[m] == pytest.approx(res.modality_correlation[m][-1])
+        assert abs(res.final_by_modality[m]) < 0.5
+    # no NaN here, so the overall mean is the mean of the per-modality means
+    assert res.final_mean == pytest.approx(np.mean(list(res.final_by_modality.values())))
 
 
 def test_edge_detector_fails(setup) -> None:
@@ -100,6 +108,49 @@ def test_edge_detector_fails(setup) -> None:
     assert not res.passed
     np.testing.assert_allclose(res.mean_correlation, 1.0)
     np.testing.assert_allclose(res.final_correlation, 1.0)
+    assert res.passed_by_modality == {"image": False, "tabular": False}
+    assert res.final_by_modality == pytest.approx({"image": 1.0, "tabular": 1.0})
+
+
+def test_one_modality_ignoring_the_model_fails_the_method(setup) -> None:
+    model, inputs = setup
+    saliency = captum_explainer(Saliency)
+    fixed = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+
+    def image_fixed(
+        m: nn.Module, x: dict[str, torch.Tensor], target: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        # the image map never changes with the weights; the tabular one is the real gradient
+        return {"image": fixed.clone(), "tabular": saliency(m, x, target)["tabular"]}
+
+    res = cascading_randomisation(model, image_fixed, inputs, target=0)
+    assert not res.passed
+    assert res.passed_by_modality == {"image": False, "tabular": True}
+    assert res.failed_modalities == ["image"]
+    assert res.final_by_modality["image"] == pytest.approx(1.0)
+    np.testing.assert_allclose(res.modality_correlation["image"], 1.0)
+    assert abs(res.final_by_modality["tabular"]) < 0.5
+    # the mean over modalities alone would have let the method through
+    assert abs(res.final_mean) < res.threshold
+    final = res.to_frame().query("final").set_index("modality")
+    assert final["passed"].to_dict() == {"overall": False, "image": False, "tabular": True}
+    assert final.loc["image", "correlation"] == pytest.approx(1.0)
+
+
+def test_modality_with_undefined_correlation_fails(setup) -> None:
+    model, inputs = setup
+    saliency = captum_explainer(Saliency)
+
+    def image_blank(
+        m: nn.Module, x: dict[str, torch.Tensor], target: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        # an all-zero image map before and after: no ranking to compare, correlation NaN
+        return {"image": torch.zeros(8, 1, 8, 8), "tabular": saliency(m, x, target)["tabular"]}
+
+    res = cascading_randomisation(model, image_blank, inputs, target=0)
+    assert np.isnan(res.final_by_modality["image"])
+    assert res.passed_by_modality == {"image": False, "tabular": True}
+    assert not res.passed
 
 
 def test_caller_model_and_global_rng_untouched_and_deterministic(setup) -> None:
@@ -130,6 +181,41 @@ def test_layers_and_max_steps(setup) -> None:
     frame = full.to_frame()
     assert len(frame) == 5 * 3 and set(frame["modality"]) == {"overall", *NAMES}
     assert frame["last_layer"].iloc[-1] == "img.0"
+    assert frame["final"].sum() == 3 and frame["final"].iloc[-3:].all()
+    assert frame["passed"].iloc[:-3].isna().all()  # earlier steps are not judged
+    assert frame["passed"].iloc[-3:].tolist() == [True, True, True]
+
+
+def test_to_frame_by_hand() -> None:
+    res = SanityCheckResult(
+        layers=["head", "body"],
+        steps=[1, 2],
+        mean_correlation=np.array([0.8, 0.3]),
+        modality_correlation={"image": np.array([0.9, 0.55]), "text": np.array([0.7, 0.05])},
+        final_correlation=np.array([0.3]),
+        final_mean=0.3,
+        threshold=0.5,
+        passed=False,
+        final_by_modality={"image": 0.55, "text": 0.05},
+        passed_by_modality={"image": False, "text": True},
+    )
+    frame = res.to_frame()
+    assert list(frame.columns) == [
+        "step",
+        "n_randomised",
+        "last_layer",
+        "modality",
+        "correlation",
+        "final",
+        "passed",
+    ]
+    assert frame["modality"].tolist() == ["overall", "image", "text"] * 2
+    assert frame["last_layer"].tolist() == ["head"] * 3 + ["body"] * 3
+    assert frame["correlation"].tolist() == [0.8, 0.9, 0.7, 0.3, 0.55, 0.05]
+    assert frame["final"].tolist() == [False] * 3 + [True] * 3
+    assert frame["passed"].iloc[3:].tolist() == [False, False, True]
+    assert frame["passed"].iloc[:3].isna().all()
+    assert res.failed_modalities == ["image"]
 
 
 def test_randomise_layer_fallback_and_seed() -> None:
@@ -165,6 +251,7 @@ def test_constant_map_after_randomisation_counts_as_zero(setup) -> None:
     res = cascading_randomisation(model, collapses, inputs, target=0, layers=["head.3"])
     np.testing.assert_allclose(res.final_correlation, 0.0)
     assert res.passed
+    assert res.passed_by_modality == {"image": True, "tabular": True}
 
 
 def test_valid_masks_restrict_compared_units(setup) -> None:
@@ -186,6 +273,7 @@ def test_valid_masks_restrict_compared_units(setup) -> None:
         model, half_changes, inputs, target=0, layers=["tab"], valid_masks={"tabular": valid}
     )
     np.testing.assert_allclose(res.final_correlation, 1.0)  # the compared half never changed
+    assert res.passed_by_modality == {"tabular": False} and not res.passed
 
 
 def test_errors(setup) -> None:

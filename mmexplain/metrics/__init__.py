@@ -23,8 +23,11 @@ from .faithfulness import (
     unit_scores,
 )
 from .localisation import (
+    LOCALISATION_METRICS,
     EvidenceRank,
+    chance_level,
     evidence_rank,
+    evidence_rank_chance,
     mask_area_fraction,
     mass_in_mask,
     pointing_game,
@@ -45,16 +48,19 @@ from .sanity import (
 )
 
 __all__ = [
+    "LOCALISATION_METRICS",
     "EvidenceRank",
     "NoiseRobustness",
     "PerturbationCurve",
     "SanityCheckResult",
     "agreement_matrix",
     "cascading_randomisation",
+    "chance_level",
     "corrupt",
     "curve_auc",
     "deletion_curve",
     "evidence_rank",
+    "evidence_rank_chance",
     "expand_unit_mask",
     "fill_units",
     "insertion_curve",

@@ -8,8 +8,11 @@ explanation of the original. A method whose maps survive the destruction of the 
 detector -- and fails. Quantus implements the same test as ``MPRT``.
 
 Comparisons use Spearman's rank correlation on absolute values (the paper's main
-measure), per sample, per modality, and overall (the mean over modalities, so a large
-image does not drown a short token sequence).
+measure), per sample and per modality. A method passes only if *every* modality passes
+(its final correlation is finite and below the threshold in absolute value): a map that
+ignores the weights in one modality is not rescued by another that follows them. The
+overall correlation (the mean over modalities, so a large image does not drown a short
+token sequence) is reported for information only.
 """
 
 from __future__ import annotations
@@ -106,10 +109,16 @@ class SanityCheckResult:
     final_correlation : ndarray of shape (N,)
         Per-sample overall correlation after the last step.
     final_mean : float
-        Mean of ``final_correlation`` (NaNs skipped).
+        Mean of ``final_correlation`` (NaNs skipped). For information only: the verdict
+        is per modality.
     threshold : float
     passed : bool
-        ``|final_mean| < threshold``; False when the correlation is undefined.
+        True only if every modality passed (``all(passed_by_modality.values())``).
+    final_by_modality : dict of str -> float
+        Per modality, the correlation after the last step averaged over samples (NaNs
+        skipped); the last entry of ``modality_correlation``.
+    passed_by_modality : dict of str -> bool
+        Per modality, ``|final_by_modality[m]| < threshold``; False when it is NaN.
     """
 
     layers: list[str]
@@ -120,17 +129,49 @@ class SanityCheckResult:
     final_mean: float = float("nan")
     threshold: float = 0.5
     passed: bool = False
+    final_by_modality: dict[str, float] = field(default_factory=dict)
+    passed_by_modality: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def failed_modalities(self) -> list[str]:
+        """Modalities whose explanation survived the randomisation (did not pass)."""
+        return [m for m, ok in self.passed_by_modality.items() if not ok]
 
     def to_frame(self) -> pd.DataFrame:
-        """Tidy table: step, n_randomised, last_layer, modality ("overall" or a name), correlation."""
+        """Tidy table, one row per evaluation step and modality.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``step`` (0-based evaluation index), ``n_randomised``, ``last_layer``
+            (the last layer randomised), ``modality`` (a modality name, or ``"overall"``
+            for the mean over modalities), ``correlation`` (averaged over samples),
+            ``final`` (True on the last step's rows) and ``passed`` (nullable boolean: the
+            verdict on the last step's rows -- per modality, and for ``"overall"`` the
+            method's verdict, that every modality passed; ``<NA>`` on earlier steps,
+            which are not judged).
+        """
         rows = []
+        last = len(self.steps) - 1
+        verdict = {"overall": self.passed, **self.passed_by_modality}
         for i, k in enumerate(self.steps):
-            rows.append((i, k, self.layers[k - 1], "overall", float(self.mean_correlation[i])))
-            for mod, values in self.modality_correlation.items():
-                rows.append((i, k, self.layers[k - 1], mod, float(values[i])))
-        return pd.DataFrame(
-            rows, columns=["step", "n_randomised", "last_layer", "modality", "correlation"]
+            series = {"overall": self.mean_correlation, **self.modality_correlation}
+            for mod, values in series.items():
+                passed = verdict.get(mod, pd.NA) if i == last else pd.NA
+                rows.append((i, k, self.layers[k - 1], mod, float(values[i]), i == last, passed))
+        frame = pd.DataFrame(
+            rows,
+            columns=[
+                "step",
+                "n_randomised",
+                "last_layer",
+                "modality",
+                "correlation",
+                "final",
+                "passed",
+            ],
         )
+        return frame.astype({"final": bool, "passed": "boolean"})
 
 
 def _attr_dict(value: Any, names: list[str] | None) -> dict[str, torch.Tensor]:
@@ -224,7 +265,9 @@ def cascading_randomisation(
         Explain after at most this many steps, evenly spaced and always including the last
         (full randomisation); the cascade itself still goes through every layer.
     threshold : float, default=0.5
-        Pass if ``|mean final correlation| < threshold``. Independent maps give about 0;
+        A modality passes if the absolute value of its final correlation (after all
+        layers are randomised, averaged over samples) is below ``threshold``; the method
+        passes if every modality does. Independent maps give about 0;
         Adebayo et al. show the methods that fail (guided backprop, edge detectors) staying
         near 1 after full randomisation. 0.5 -- at most a moderate monotone relation once
         nothing the model learned is left -- separates the two while allowing for the
@@ -237,6 +280,8 @@ def cascading_randomisation(
     Returns
     -------
     SanityCheckResult
+        ``passed`` is True only if every modality passed; ``passed_by_modality`` and
+        ``final_by_modality`` say which did.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
@@ -290,6 +335,10 @@ def cascading_randomisation(
             overall.append(float(np.nanmean(sample_overall)))
         final = sample_overall
     final_mean = overall[-1]
+    final_by_modality = {m: per_mod[m][-1] for m in mods}
+    passed_by_modality = {
+        m: bool(np.isfinite(v) and abs(v) < threshold) for m, v in final_by_modality.items()
+    }
     return SanityCheckResult(
         layers=list(layers),
         steps=steps,
@@ -298,5 +347,7 @@ def cascading_randomisation(
         final_correlation=np.asarray(final),
         final_mean=final_mean,
         threshold=threshold,
-        passed=bool(np.isfinite(final_mean) and abs(final_mean) < threshold),
+        passed=bool(passed_by_modality) and all(passed_by_modality.values()),
+        final_by_modality=final_by_modality,
+        passed_by_modality=passed_by_modality,
     )
