@@ -13,8 +13,8 @@ from mmexplain.attribution import (
     AttributionResult,
     attribute,
     fusion_level_attribution,
-    make_baselines,
 )
+from mmexplain.reference import resolve_baselines
 from mmexplain.exceptions import ConfigError
 
 
@@ -68,7 +68,9 @@ def test_every_method_shares_one_call_shape_and_result_type():
         assert res.maps["text"].shape == (3, 6) and res.maps["tabular"].shape == (3, 3)
         assert res.totals.shape == (3, 3)
         assert torch.allclose(res.shares().sum(1), torch.ones(3, dtype=torch.float64))
-        assert res.baselines == {"image": "black", "text": "pad", "tabular": "mean"}
+        # no fitted reference on this model: each kind's data-free "absent"
+        assert {k: v.split(":")[0] for k, v in res.baselines.items()} == {"image": "black", "text": "pad",
+                                                                          "tabular": "zero"}
 
 
 def test_ig_completeness_is_reported():
@@ -103,8 +105,10 @@ def test_errors_name_the_problem():
         attribute(model, x, modalities=[SPECS[0], ModalitySpec("text", "tokens"), SPECS[2]])
     with pytest.raises(ValueError, match=r"inputs is missing modality \['tabular'\]"):
         attribute(model, {k: v for k, v in x.items() if k != "tabular"}, modalities=SPECS)
-    with pytest.raises(ConfigError, match="baselines\\['image'\\]='grey' is not a image baseline"):
-        make_baselines(x, SPECS, {"image": "grey"})
+    with pytest.raises(ConfigError, match="baselines\\['image'\\]='grey' is not a image reference"):
+        resolve_baselines(model, SPECS, x, {"image": "grey"})
+    with pytest.raises(ConfigError, match="statistic of training data"):
+        attribute(model, x, modalities=SPECS, baselines={"tabular": "mean"})
 
 
 @pytest.mark.parametrize("fusion", ["concat", "attention"])
