@@ -14,8 +14,8 @@ from mmexplain.attribution import (
     attribute,
     fusion_level_attribution,
 )
-from mmexplain.reference import resolve_baselines
 from mmexplain.exceptions import ConfigError
+from mmexplain.reference import resolve_baselines
 
 
 class LinearMM(nn.Module):
@@ -167,7 +167,7 @@ def test_interaction_model_is_synergistic(trained_synthetic):
     sv = _shapley(run)
     assert sv.interaction_share() >= 0.5
     x = run.splits.test.inputs(range(128))
-    em = mmexplain.emap(run.model, x, run.splits.test.target(range(128)))
+    em = mmexplain.emap(run.model, x, target=run.splits.test.target(range(128)))
     assert em.model_metric >= 0.9 and abs(em.projection_metric - 0.5) < 0.15
 
 

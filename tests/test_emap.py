@@ -52,7 +52,7 @@ def test_additive_model_is_its_own_projection(dims: list[int]) -> None:
     with torch.no_grad():
         logits = model(**inputs)
     labels = logits.argmax(1)
-    res = emap(model, inputs, labels)
+    res = emap(model, inputs, target=labels)
     torch.testing.assert_close(res.projected_logits, logits, atol=1e-10, rtol=0)
     torch.testing.assert_close(res.model_logits, logits, atol=0, rtol=0)
     assert res.model_metric == res.projection_metric == 1.0
@@ -70,14 +70,14 @@ def test_xor_projection_is_at_chance() -> None:
     grid = torch.tensor(list(itertools.product([0.0, 1.0], repeat=2))).repeat(8, 1)
     inputs = {"a": grid[:, :1], "b": grid[:, 1:]}
     labels = (grid[:, 0] != grid[:, 1]).long()
-    res = emap(_xor_model, inputs, labels)
+    res = emap(_xor_model, inputs, target=labels)
     assert res.model_metric == 1.0
     assert res.projection_metric == pytest.approx(0.5)
     torch.testing.assert_close(res.projected_logits, torch.zeros(32, 2, dtype=torch.float64))
 
     g = torch.Generator().manual_seed(3)
     bits = torch.randint(0, 2, (200, 2), generator=g).float()
-    res = emap(_xor_model, {"a": bits[:, :1], "b": bits[:, 1:]}, (bits[:, 0] != bits[:, 1]).long(), max_samples=128)
+    res = emap(_xor_model, {"a": bits[:, :1], "b": bits[:, 1:]}, target=(bits[:, 0] != bits[:, 1]).long(), max_samples=128)
     assert res.model_metric == 1.0
     assert abs(res.projection_metric - 0.5) < 0.15
     assert res.indices.shape == (128,)
@@ -108,7 +108,7 @@ def _brute_force(model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
 def test_two_modality_formula_by_brute_force() -> None:
     model = Interacting([3, 2]).eval()
     inputs = _inputs([3, 2], 4, seed=5)
-    res = emap(model, inputs, [0, 1, 2, 0])
+    res = emap(model, inputs, target=[0, 1, 2, 0])
     # Hessel & Lee: f̂_i = mean_j f(a_i, b_j) + mean_j f(a_j, b_i) - mean_jk f(a_j, b_k).
     with torch.no_grad():
         f = torch.stack(
@@ -123,7 +123,7 @@ def test_two_modality_formula_by_brute_force() -> None:
 def test_three_modality_generalisation_by_brute_force() -> None:
     model = Interacting([2, 2, 1]).eval()
     inputs = _inputs([2, 2, 1], 3, seed=6)
-    res = emap(model, inputs, [0, 1, 2], max_batch_size=5)
+    res = emap(model, inputs, target=[0, 1, 2], max_batch_size=5)
     with torch.no_grad():
         torch.testing.assert_close(res.projected_logits, _brute_force(model, inputs), atol=1e-12, rtol=0)
 
@@ -132,9 +132,9 @@ def test_subsample_is_seeded_and_sorted() -> None:
     model = Interacting([2, 2]).eval()
     inputs = _inputs([2, 2], 30)
     labels = torch.arange(30) % 3
-    a = emap(model, inputs, labels, max_samples=10, seed=1)
-    b = emap(model, inputs, labels, max_samples=10, seed=1)
-    c = emap(model, inputs, labels, max_samples=10, seed=2)
+    a = emap(model, inputs, target=labels, max_samples=10, seed=1)
+    b = emap(model, inputs, target=labels, max_samples=10, seed=1)
+    c = emap(model, inputs, target=labels, max_samples=10, seed=2)
     assert torch.equal(a.indices, b.indices)
     assert not torch.equal(a.indices, c.indices)
     assert torch.equal(a.indices, a.indices.sort().values)
@@ -142,14 +142,14 @@ def test_subsample_is_seeded_and_sorted() -> None:
     with torch.no_grad():
         sub = {k: v[a.indices] for k, v in inputs.items()}
         torch.testing.assert_close(a.model_logits, model(**sub))
-    assert emap(model, inputs, labels, max_samples=100).indices.tolist() == list(range(30))
+    assert emap(model, inputs, target=labels, max_samples=100).indices.tolist() == list(range(30))
 
 
 def test_macro_f1_and_regression_mse() -> None:
     model = Interacting([2, 2]).eval()
     inputs = _inputs([2, 2], 12)
     labels = torch.arange(12) % 3
-    res = emap(model, inputs, labels, target_metric="macro_f1")
+    res = emap(model, inputs, target=labels, target_metric="macro_f1")
     assert res.metric == "macro_f1"
     from sklearn.metrics import f1_score
 
@@ -159,7 +159,7 @@ def test_macro_f1_and_regression_mse() -> None:
         return (m0 * m1).sum(1)
 
     y = torch.randn(12, dtype=torch.float64)
-    out = emap(reg, inputs, y)
+    out = emap(reg, inputs, target=y)
     assert out.metric == "mse"
     assert out.projected_logits.shape == (12,)
     assert out.model_metric == pytest.approx(float(((reg(**inputs) - y) ** 2).mean()))
@@ -169,11 +169,11 @@ def test_macro_f1_and_regression_mse() -> None:
 def test_errors() -> None:
     model = Interacting([2, 2]).eval()
     inputs = _inputs([2, 2], 6)
-    with pytest.raises(ValueError, match="labels has 5 entries but the batch has 6 samples"):
-        emap(model, inputs, [0] * 5)
+    with pytest.raises(ValueError, match="target has 5 entries but the batch has 6 samples"):
+        emap(model, inputs, target=[0] * 5)
     with pytest.raises(ConfigError, match=r"target_metric='auc' is not allowed; choose one of \['accuracy', 'macro_f1'\]"):
-        emap(model, inputs, [0] * 6, target_metric="auc")
+        emap(model, inputs, target=[0] * 6, target_metric="auc")
     with pytest.raises(ConfigError, match=r"emap needs at least 2 modalities; inputs has 1"):
-        emap(model, {"m0": inputs["m0"]}, [0] * 6)
+        emap(model, {"m0": inputs["m0"]}, target=[0] * 6)
     with pytest.raises(ConfigError, match="max_samples must be an integer >= 1"):
-        emap(model, inputs, [0] * 6, max_samples=0)
+        emap(model, inputs, target=[0] * 6, max_samples=0)

@@ -141,7 +141,7 @@ def test_matches_brute_force_permutations(m: int) -> None:
 def test_efficiency_and_matrix_sums(m: int) -> None:
     inputs = make_inputs(m, n=6, seed=10 + m)
     baselines = {name: torch.randn(1, *x.shape[1:]) for name, x in inputs.items()}
-    res = modality_shapley(ConcatMLP(m).eval(), inputs, baselines, target=1)
+    res = modality_shapley(ConcatMLP(m).eval(), inputs, baselines=baselines, target=1)
     assert res.values.dtype == torch.float64
     torch.testing.assert_close(res.values.sum(1) + res.base_value, res.full_value, atol=1e-10, rtol=0)
     torch.testing.assert_close(res.interactions.sum((1, 2)), res.full_value - res.base_value, atol=1e-10, rtol=0)
@@ -157,7 +157,7 @@ def test_per_sample_and_partial_baselines() -> None:
         "mod1": torch.randn(2, 2),  # one sample's shape
         # mod2 missing -> zeros
     }
-    res = modality_shapley(model, inputs, baselines, target=0)
+    res = modality_shapley(model, inputs, baselines=baselines, target=0)
     full_bl = {"mod0": baselines["mod0"], "mod1": baselines["mod1"][None]}
     v = brute_game(model, inputs, target=0, baselines=full_bl)
     torch.testing.assert_close(res.values, brute_shapley(v, 3), atol=1e-5, rtol=0)
@@ -177,7 +177,7 @@ def test_additive_model_exact() -> None:
         expect = torch.stack(
             [ga(inputs["a"]) - ga(baselines["a"]), gb(inputs["b"]) - gb(baselines["b"])], 1
         )
-    res = modality_shapley(model, inputs, baselines)
+    res = modality_shapley(model, inputs, baselines=baselines)
     torch.testing.assert_close(res.values, expect, atol=1e-6, rtol=0)
     off = res.interactions[:, 0, 1]
     assert off.abs().max() < 1e-6
@@ -231,7 +231,7 @@ def test_background_with_one_sample_equals_baseline() -> None:
     inputs = make_inputs(2, n=3, seed=5)
     bl = {k: torch.randn(1, *v.shape[1:]) for k, v in inputs.items()}
     model = ConcatMLP(2).eval()
-    a = modality_shapley(model, inputs, bl, target=2)
+    a = modality_shapley(model, inputs, baselines=bl, target=2)
     b = modality_shapley(model, inputs, target=2, background=bl)
     torch.testing.assert_close(a.coalition_values, b.coalition_values)
 
@@ -287,7 +287,7 @@ def test_token_ids_default_to_id_zero_and_int_baselines() -> None:
     v = brute_game(model, inputs, target=1, baselines={"ids": torch.zeros(1, 5, dtype=torch.long)})
     torch.testing.assert_close(res.values, brute_shapley(v, 2), atol=1e-6, rtol=0)
 
-    pad = modality_shapley(model, inputs, {"ids": 3}, target=1)
+    pad = modality_shapley(model, inputs, baselines={"ids": 3}, target=1)
     v3 = brute_game(model, inputs, target=1, baselines={"ids": torch.full((1, 5), 3)})
     torch.testing.assert_close(pad.values, brute_shapley(v3, 2), atol=1e-6, rtol=0)
 
@@ -437,8 +437,8 @@ def test_error_mismatched_batch_sizes() -> None:
 
 
 def test_error_unknown_baseline_key() -> None:
-    with pytest.raises(ValueError, match=r"baselines has unknown modality \['c'\]; the inputs' modalities are \['a', 'b'\]"):
-        modality_shapley(_model, make_two(), {"c": torch.zeros(1, 2)})
+    with pytest.raises(ValueError, match=r"baselines has unknown modality \['c'\]; modalities are \['a', 'b'\]"):
+        modality_shapley(_model, make_two(), baselines={"c": torch.zeros(1, 2)})
 
 
 def test_error_too_many_modalities() -> None:
@@ -449,7 +449,7 @@ def test_error_too_many_modalities() -> None:
 
 def test_error_background_with_baselines() -> None:
     with pytest.raises(ConfigError, match="Pass either baselines= or background=, not both"):
-        modality_shapley(_model, make_two(), {"a": torch.zeros(1, 2)}, background=make_two())
+        modality_shapley(_model, make_two(), baselines={"a": torch.zeros(1, 2)}, background=make_two())
 
 
 def test_error_wrong_target_length() -> None:
@@ -466,9 +466,9 @@ def test_error_target_none_for_multi_output_and_out_of_range() -> None:
 
 def test_error_bad_baseline_shape_and_dtype() -> None:
     with pytest.raises(ValueError, match=r"baselines\['a'\] has shape \(3,\), which does not broadcast"):
-        modality_shapley(_model, make_two(), {"a": torch.zeros(3)})
+        modality_shapley(_model, make_two(), baselines={"a": torch.zeros(3)})
     with pytest.raises(TypeError, match=r"baselines\['ids'\] is floating point"):
-        modality_shapley(_model, {"ids": torch.ones(2, 3, dtype=torch.long)}, {"ids": torch.full((1, 3), 0.5)})
+        modality_shapley(_model, {"ids": torch.ones(2, 3, dtype=torch.long)}, baselines={"ids": torch.full((1, 3), 0.5)})
 
 
 def test_error_background_shape() -> None:
