@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -117,9 +118,10 @@ class EmbeddingInputModel(nn.Module):
         try:
             for s, x in zip(self.specs, xs):
                 if s.kind_info.integer_ids:
+                    # snap first: it embeds the reference ids, which the hook below would replace
+                    feed[s.name] = self._snapped(s.name, x, ids[s.name])
                     # replace the embedding layer's output by the (interpolated / noised) input
                     handles.append(self.embeddings[s.name].register_forward_hook(lambda mod, inp, out, x=x: x))
-                    feed[s.name] = self._snapped(s.name, x, ids[s.name])
                 else:
                     feed[s.name] = x
             out = self.model(**feed)
@@ -376,12 +378,19 @@ def _run(entry: Method, f: EmbeddingInputModel, xs: tuple, bs: tuple, tgt: torch
         def one(t, i=i):
             return None if t is None else t[i:i + 1]
 
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(kwargs.get("seed") or 0))
-            attr, delta, *more = entry.run(
-                f, tuple(one(x) for x in xs), tuple(one(b) for b in bs), one(tgt),
-                None if ids is None else tuple(one(t) for t in ids), **kwargs,
-            )
+        # Captum draws from torch's and numpy's global generators: seed both, give them back after
+        np_state = np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=devices):
+                seed = int(kwargs.get("seed") or 0)
+                torch.manual_seed(seed)
+                np.random.seed(seed)
+                attr, delta, *more = entry.run(
+                    f, tuple(one(x) for x in xs), tuple(one(b) for b in bs), one(tgt),
+                    None if ids is None else tuple(one(t) for t in ids), **kwargs,
+                )
+        finally:
+            np.random.set_state(np_state)
         parts.append(attr)
         deltas.append(delta)
         for k, v in (more[0] if more else {}).items():
