@@ -10,12 +10,15 @@ import torch
 from sklearn.metrics import auc as sk_auc
 from torch import nn
 
+from mmexplain import fit_reference
 from mmexplain.exceptions import ConfigError
+from mmexplain.kinds import KINDS
 from mmexplain.metrics.faithfulness import (
     PerturbationCurve,
     curve_auc,
     deletion_curve,
     expand_unit_mask,
+    fill_units,
     insertion_curve,
     perturbation_curve,
     perturbation_curves,
@@ -25,6 +28,7 @@ from mmexplain.metrics.faithfulness import (
     unit_scores,
 )
 from mmexplain.modality import ModalitySpec
+from mmexplain.models.model import ModelConfig, MultimodalModel
 
 TAB = ModalitySpec("tabular", "tabular")
 
@@ -324,3 +328,86 @@ def test_bad_inputs_raise() -> None:
             {"text": torch.rand(2, 3)},
             ModalitySpec("text", "tokens"),
         )
+
+
+def test_units_come_from_the_kind() -> None:
+    audio = KINDS.get("audio")
+    # audio windows (all channels together), by kind name or by the kind itself
+    assert unit_count((2, 10), "audio", audio_window=4) == unit_count((2, 10), audio, audio_window=4) == 3
+    attr = torch.arange(20.0).reshape(1, 2, 10)
+    scores = unit_scores(attr, audio, audio_window=4)
+    per_step = attr.sum(dim=1)[0]
+    np.testing.assert_allclose(scores[0].numpy(), [per_step[:4].sum(), per_step[4:8].sum(), per_step[8:].sum()])
+    mask = expand_unit_mask(torch.tensor([[False, True, False]]), (2, 10), "audio", audio_window=4)
+    assert mask.shape == (1, 2, 10) and mask[0, :, 4:8].all() and mask.sum() == 8
+    x = torch.ones(1, 2, 10)
+    out = fill_units(x, torch.zeros(1, 2, 10), torch.tensor([[False, True, False]]), audio, audio_window=4)
+    torch.testing.assert_close(out, mask.float())
+    # a token map per embedding dimension scores one unit per token
+    emb = torch.ones(2, 5, 3)
+    np.testing.assert_allclose(unit_scores(emb, "tokens", sample_shape=(5,)).numpy(), 3.0)
+    # patches / windows only for patched kinds
+    with pytest.raises(ConfigError, match="audio_window"):
+        unit_count((4,), "tabular", audio_window=2)
+    with pytest.raises(ConfigError, match="kind"):
+        unit_count((4,), "video")
+
+
+def test_audio_windows_in_curves() -> None:
+    class Audio(nn.Module):
+        def forward(self, audio: torch.Tensor) -> torch.Tensor:
+            return audio.sum(dim=(1, 2))
+
+    audio = torch.ones(1, 1, 6)
+    attr = torch.tensor([[[0.0, 0.0, 1.0, 1.0, 2.0, 2.0]]])
+    spec = ModalitySpec("audio", "audio")
+    res = deletion_curve(Audio(), {"audio": audio}, {"audio": attr}, spec, steps=3, audio_window=2)
+    np.testing.assert_allclose(res.curve[0], [6.0, 4.0, 2.0, 0.0])
+    curves = perturbation_curves(
+        Audio(), {"audio": audio}, {"audio": attr}, [spec], steps=3, audio_window=2
+    )
+    np.testing.assert_allclose(curves["audio"].curve, res.curve)
+
+
+def _reference_model():
+    """A small built-in regression model with a fitted, clearly non-zero reference."""
+    specs = [ModalitySpec("image", "image"), ModalitySpec("text", "tokens"), TAB]
+    shapes = {"image": (3, 6, 6), "text": (5,), "tabular": (4,)}
+    torch.manual_seed(0)
+    model = MultimodalModel(ModelConfig(fusion="concat", dim=8, hidden=8), specs, shapes, 1, {"text": 9}).eval()
+    g = torch.Generator().manual_seed(2)
+
+    def draw(n: int) -> dict[str, torch.Tensor]:
+        return {
+            "image": torch.rand(n, 3, 6, 6, generator=g) + 1.0,
+            "text": torch.randint(1, 9, (n, 5), generator=g),
+            "tabular": torch.randn(n, 4, generator=g) + 3.0,
+        }
+
+    model.reference = fit_reference(model, draw(40))
+    x = draw(4)
+    attr = {k: torch.randn(v.shape, generator=g) for k, v in x.items()}
+    return model, x, attr
+
+
+@pytest.mark.parametrize("mode", ["deletion", "insertion"])
+def test_curves_default_to_the_models_reference(mode: str) -> None:
+    model, x, attr = _reference_model()
+    specs = model.modality_specs
+    ref = model.reference.inputs_like(x)
+    assert float(ref["image"].abs().min()) > 0.5 and float(ref["tabular"].abs().min()) > 1.0
+    kw = dict(mode=mode, steps=3, patch_size=3)
+    default = perturbation_curves(model, x, attr, specs, **kw)
+    given = perturbation_curves(model, x, attr, specs, baselines=ref, **kw)
+    zeros = perturbation_curves(model, x, attr, specs, baselines={"image": 0.0, "text": 0, "tabular": 0.0}, **kw)
+    assert set(default) == {"image", "text", "tabular"}
+    for m in default:
+        np.testing.assert_allclose(default[m].curve, given[m].curve, rtol=1e-6)
+        np.testing.assert_allclose(default[m].random_curve, given[m].random_curve, rtol=1e-6)
+    # tokens: the reference is the pad id, exactly zero-filling; the others differ
+    np.testing.assert_allclose(default["text"].curve, zeros["text"].curve, rtol=1e-6)
+    for m in ("image", "tabular"):
+        end = -1 if mode == "deletion" else 0  # the all-absent end of the curve
+        assert np.abs(default[m].curve[:, end] - zeros[m].curve[:, end]).max() > 1e-6
+    one = perturbation_curve(model, x, attr, specs[2], mode=mode, steps=3)
+    np.testing.assert_allclose(one.curve, default["tabular"].curve, rtol=1e-6)

@@ -193,8 +193,10 @@ def test_errors(case) -> None:
     model, inputs, labels = case
     with pytest.raises(ConfigError, match="metric"):
         missing_modality(model, inputs, labels, BASELINES, metric="auc")
+    with pytest.raises(ConfigError, match="unknown modality"):
+        missing_modality(model, inputs, labels, {"audio": 0.0})
     with pytest.raises(ValueError, match="baselines"):
-        missing_modality(model, inputs, labels, {"tabular": 0.0})
+        missing_modality(model, inputs, labels, {"tabular": torch.zeros(4)})
     with pytest.raises(TypeError, match="baselines"):
         missing_modality(model, inputs, labels, [0.0, 0.0, 0.0])
     with pytest.raises(ConfigError, match="mse"):
@@ -222,3 +224,65 @@ def test_errors(case) -> None:
     with pytest.raises(ValueError, match="modality"):
         noise_robustness(model, inputs, labels, modality="audio", strengths=[0.1])
     assert isinstance(missing_modality(model, inputs, labels, BASELINES), pd.DataFrame)
+
+
+def test_missing_modality_partial_baselines_keep_the_default(case) -> None:
+    model, inputs, labels = case
+    # a model without specs or reference: the default absent value is zeros of each dtype
+    full = missing_modality(model, inputs, labels, BASELINES)
+    partial = missing_modality(model, inputs, labels, {"tabular": 0.0})
+    default = missing_modality(model, inputs, labels)
+    pd.testing.assert_frame_equal(full, partial)
+    pd.testing.assert_frame_equal(full, default)
+    assert default.attrs["baselines"] == {"tabular": "zeros", "image": "zeros", "text": "zeros"}
+
+
+def _reference_model():
+    """A small built-in regression model with a fitted, clearly non-zero reference."""
+    from mmexplain import fit_reference
+    from mmexplain.models.model import ModelConfig, MultimodalModel
+
+    specs = [ModalitySpec("image", "image"), ModalitySpec("text", "tokens"), ModalitySpec("tabular", "tabular")]
+    shapes = {"image": (3, 6, 6), "text": (5,), "tabular": (4,)}
+    torch.manual_seed(0)
+    model = MultimodalModel(ModelConfig(fusion="concat", dim=8, hidden=8), specs, shapes, 1, {"text": 9}).eval()
+    g = torch.Generator().manual_seed(2)
+
+    def draw(n: int) -> dict[str, torch.Tensor]:
+        return {
+            "image": torch.rand(n, 3, 6, 6, generator=g) + 1.0,
+            "text": torch.randint(1, 9, (n, 5), generator=g),
+            "tabular": torch.randn(n, 4, generator=g) + 3.0,
+        }
+
+    model.reference = fit_reference(model, draw(40))
+    x = draw(12)
+    y = torch.randn(12, generator=g)
+    return model, x, y
+
+
+def test_missing_modality_and_mask_default_to_the_models_reference() -> None:
+    model, x, y = _reference_model()
+    ref = model.reference.inputs_like(x)
+    assert float(ref["image"].abs().min()) > 0.5 and float(ref["tabular"].abs().min()) > 1.0
+    default = missing_modality(model, x, y, metric="mse")
+    given = missing_modality(model, x, y, ref, metric="mse")
+    as_reference = missing_modality(model, x, y, model.reference, metric="mse")
+    pd.testing.assert_frame_equal(default, given, check_exact=False, rtol=1e-6)
+    pd.testing.assert_frame_equal(default, as_reference, check_exact=False, rtol=1e-6)
+    assert default.attrs["baselines"]["image"].startswith("channel_mean")
+    zeros = missing_modality(model, x, y, {"image": 0.0, "text": 0, "tabular": 0.0}, metric="mse")
+    d, z = default.set_index("condition")["score"], zeros.set_index("condition")["score"]
+    assert d["all"] == pytest.approx(z["all"])
+    assert abs(d["-image"] - z["-image"]) > 1e-6 and abs(d["-tabular"] - z["-tabular"]) > 1e-6
+
+    # noise_robustness "mask": a bare name found in model.modality_specs, absent = reference
+    kw = dict(modality="tabular", strengths=[0.0, 0.5, 1.0], kind="mask", metric="mse")
+    nr = noise_robustness(model, x, y, **kw)
+    nr_ref = noise_robustness(model, x, y, baseline=ref["tabular"], **kw)
+    nr_zero = noise_robustness(model, x, y, baseline=0.0, **kw)
+    np.testing.assert_allclose(nr.scores, nr_ref.scores, rtol=1e-6)
+    assert nr.scores[0] == pytest.approx(nr_zero.scores[0])
+    assert abs(nr.scores[-1] - nr_zero.scores[-1]) > 1e-6
+    # a fully masked modality is the missing modality
+    assert nr.scores[-1] == pytest.approx(d["-tabular"], rel=1e-5)

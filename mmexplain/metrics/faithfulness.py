@@ -1,34 +1,39 @@
 """Deletion and insertion curves: does removing what the explanation ranks first hurt the model?
 
 For one modality at a time, the most-attributed *units* are removed from the real input
-(deletion: replaced by the modality's baseline) or restored into the baseline input
+(deletion: replaced by the modality's absent value) or restored into the absent input
 (insertion), in ``steps`` equal fractions, while every other modality stays untouched.
+Absent means the model's reference (``model.reference``, fitted once from training data;
+:mod:`mmexplain.reference`) unless a baseline is given; a model without one gets its kinds'
+data-free values (zeros, the pad id for tokens).
 The model's probability of the target (softmax), or its raw output for a scalar-output
 model, is recorded after each step. A faithful explanation gives a deletion curve that
 falls faster (lower AUC), and an insertion curve that rises faster (higher AUC), than the
 same curve with the units taken in a random order, which is returned alongside as the
 reference (Petsiuk et al. 2018, RISE; Samek et al. 2017, region perturbation).
 
-Units by modality kind:
+Units are declared by each modality's kind (:meth:`mmexplain.kinds.ModalityKind.unit_ids`):
 
 ========  ==============================  ==============================================
 kind      input                           one unit
 ========  ==============================  ==============================================
 image     (N, C, H, W)                    one pixel position, all channels together, or
                                           one ``patch_size`` patch
-tokens    (N, T) integer ids              one token position (replaced by ``pad_id``)
+tokens    (N, T) integer ids              one token position (pad positions are skipped)
 tabular   (N, F)                          one feature
-audio     (N, L) or (N, C, L)             one time step, all channels together
+audio     (N, L) or (N, C, L)             one time step, all channels together, or one
+                                          ``audio_window`` window
 generic   (N, ...)                        one element
 ========  ==============================  ==============================================
 
 The unit helpers (:func:`unit_scores`, :func:`unit_count`, :func:`expand_unit_mask`,
-:func:`fill_units`) are public so that other metrics can corrupt the same units.
+:func:`fill_units`) are public so that other metrics can corrupt the same units; they are
+thin wrappers of the kind's unit API and take a kind name or a
+:class:`~mmexplain.kinds.ModalityKind`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +43,9 @@ import pandas as pd
 import torch
 
 from ..exceptions import ConfigError
+from ..kinds import KINDS, ModalityKind
 from ..modality import MODALITY_KINDS, ModalitySpec
+from ..reference import resolve_baselines
 from ..validation import (
     batch_size,
     check_choice,
@@ -70,14 +77,18 @@ OUTPUTS = ("probability", "logit")
 # --------------------------------------------------------------------------- units
 
 
-def _patch(patch_size: Any, kind: str) -> tuple[int, int] | None:
-    """Normalise ``patch_size`` to None or (ph, pw); only images have patches."""
+def _kind_info(kind: str | ModalityKind) -> ModalityKind:
+    """The :class:`~mmexplain.kinds.ModalityKind` for a kind name (or the kind itself)."""
+    if isinstance(kind, ModalityKind):
+        return kind
+    check_choice("kind", kind, MODALITY_KINDS)
+    return KINDS.get(kind)
+
+
+def _patch(patch_size: Any) -> tuple[int, int] | None:
+    """Normalise ``patch_size`` to None or (ph, pw)."""
     if patch_size is None:
         return None
-    if kind != "image":
-        raise ConfigError(
-            f"patch_size is only for kind='image'; got patch_size={patch_size!r} for kind={kind!r}."
-        )
     if isinstance(patch_size, int) and not isinstance(patch_size, bool):
         patch_size = (patch_size, patch_size)
     if (
@@ -91,66 +102,104 @@ def _patch(patch_size: Any, kind: str) -> tuple[int, int] | None:
     return int(patch_size[0]), int(patch_size[1])
 
 
-def _check_sample_shape(shape: tuple[int, ...], kind: str, name: str = "inputs") -> None:
-    """Raise if one sample's shape does not fit ``kind`` (see the module table)."""
-    check_choice("kind", kind, MODALITY_KINDS)
-    ndim = len(shape) + 1
-    allowed = {"image": (4,), "tokens": (2,), "tabular": (2,), "audio": (2, 3)}.get(kind)
-    if allowed is not None and ndim not in allowed:
-        raise ValueError(
-            f"{name} for kind={kind!r} must have {' or '.join(map(str, allowed))} dimensions "
-            f"(batch first); got shape (N, {', '.join(map(str, shape))})."
+def _unit_options(kind: ModalityKind, patch_size: Any, audio_window: Any) -> dict[str, Any]:
+    """The keyword options of the kind's unit map; only patched kinds take any."""
+    given = {k: v for k, v in (("patch_size", patch_size), ("audio_window", audio_window)) if v is not None}
+    if given and not kind.patched:
+        patched = [k for k in KINDS.names() if KINDS.get(k).patched]
+        shown = ", ".join(f"{k}={v!r}" for k, v in given.items())
+        raise ConfigError(
+            f"{shown}: patch_size / audio_window are only for kinds whose units may be patches or "
+            f"windows ({patched}), not for kind={kind.name!r}."
         )
+    if audio_window is not None:
+        audio_window = check_positive_int("audio_window", audio_window)
+    return {"patch_size": _patch(patch_size), "audio_window": audio_window}
 
 
-def unit_count(sample_shape: tuple[int, ...], kind: str, *, patch_size: Any = None) -> int:
+def unit_count(
+    sample_shape: tuple[int, ...],
+    kind: str | ModalityKind,
+    *,
+    patch_size: Any = None,
+    audio_window: int | None = None,
+) -> int:
     """Number of units U in one sample of shape ``sample_shape`` (the input without N).
 
     Parameters
     ----------
     sample_shape : tuple of int
         The input's shape without the batch dimension, e.g. (C, H, W) for an image.
-    kind : {"image", "tokens", "tabular", "audio", "generic"}
+    kind : str or ModalityKind
+        A registered kind ("image", "tokens", "tabular", "audio", "generic"); the kind
+        defines the units (:meth:`mmexplain.kinds.ModalityKind.unit_ids`).
     patch_size : int or (int, int), optional
-        Images only: units are ``ph x pw`` patches (edge patches may be smaller).
+        Patched kinds only; images: units are ``ph x pw`` patches (edge patches may be smaller).
+    audio_window : int, optional
+        Patched kinds only; audio: units are windows of this many time steps.
 
     Returns
     -------
     int
     """
-    sample_shape = tuple(sample_shape)
-    _check_sample_shape(sample_shape, kind)
-    patch = _patch(patch_size, kind)
-    if kind == "image":
-        h, w = sample_shape[-2:]
-        if patch is None:
-            return h * w
-        return math.ceil(h / patch[0]) * math.ceil(w / patch[1])
-    if kind == "audio":
-        return sample_shape[-1]
-    return math.prod(sample_shape)
+    info = _kind_info(kind)
+    sample_shape = tuple(int(s) for s in sample_shape)
+    info.check_sample_shape(sample_shape)
+    return info.unit_count(sample_shape, **_unit_options(info, patch_size, audio_window))
+
+
+def _map_shape(attr: torch.Tensor, sample_shape: tuple[int, ...] | None, info: ModalityKind) -> tuple[int, ...]:
+    """The sample shape ``attr`` is a map of, checked against the kind."""
+    own = tuple(attr.shape[1:])
+    if sample_shape is None:
+        try:
+            info.check_sample_shape(own, "attribution")
+            return own
+        except ValueError:
+            # a map with one leading (channel) axis summed out, e.g. an image map (N, H, W)
+            if own and len(own) + 1 in (info.sample_dims or ()):
+                return (1, *own)
+            raise
+    sample_shape = tuple(int(s) for s in sample_shape)
+    # the input's own shape; or, where the kind accepts it, a map with the leading (channel)
+    # axis summed out, or with trailing per-element axes (a token map per embedding dimension)
+    ok = (
+        own == sample_shape
+        or (len(own) + 1 == len(sample_shape) and own == sample_shape[1:])
+        or (len(own) > len(sample_shape) and own[: len(sample_shape)] == sample_shape)
+    )
+    if not ok:
+        raise ValueError(
+            f"attribution of shape {tuple(attr.shape)} does not match the input's sample shape "
+            f"{sample_shape} for kind={info.name!r}; pass a map of the input's shape (tokens: (N, T))."
+        )
+    return sample_shape
 
 
 def unit_scores(
     attr: torch.Tensor,
-    kind: str,
+    kind: str | ModalityKind,
     *,
     sample_shape: tuple[int, ...] | None = None,
     patch_size: Any = None,
+    audio_window: int | None = None,
 ) -> torch.Tensor:
-    """Sum an attribution map into one score per unit.
+    """Sum an attribution map into one score per unit (:meth:`ModalityKind.unit_scores`).
 
     Parameters
     ----------
     attr : Tensor
         image (N, C, H, W) or (N, H, W); tokens (N, T); tabular (N, F); audio (N, L) or
         (N, C, L); generic (N, ...).
-    kind : {"image", "tokens", "tabular", "audio", "generic"}
+    kind : str or ModalityKind
     sample_shape : tuple of int, optional
         The input's shape without N; when given, ``attr`` must match it (an image map may
-        also come channel-summed as (N, H, W)).
+        also come channel-summed as (N, H, W), a token map per embedding dimension as
+        (N, T, E)). Default: the map's own shape.
     patch_size : int or (int, int), optional
-        Images only: sum the pixel scores over ``ph x pw`` patches.
+        Patched kinds only (images): sum the pixel scores over ``ph x pw`` patches.
+    audio_window : int, optional
+        Patched kinds only (audio): sum the step scores over windows of this many steps.
 
     Returns
     -------
@@ -159,52 +208,21 @@ def unit_scores(
     """
     if not isinstance(attr, torch.Tensor):
         raise TypeError(f"attr must be a torch.Tensor; got {type(attr).__name__}.")
-    check_choice("kind", kind, MODALITY_KINDS)
-    patch = _patch(patch_size, kind)
+    info = _kind_info(kind)
+    options = _unit_options(info, patch_size, audio_window)
     attr = attr.detach().float()
-    if sample_shape is not None:
-        sample_shape = tuple(sample_shape)
-        ok = tuple(attr.shape[1:]) == sample_shape or (
-            kind == "image" and len(sample_shape) == 3 and tuple(attr.shape[1:]) == sample_shape[1:]
-        )
-        if not ok:
-            raise ValueError(
-                f"attribution of shape {tuple(attr.shape)} does not match the input's sample shape "
-                f"{sample_shape} for kind={kind!r}; pass a map of the input's shape (tokens: (N, T))."
-            )
-    n = attr.shape[0]
-    if kind == "image":
-        if attr.dim() == 4:
-            attr = attr.sum(dim=1)  # all channels of a pixel move together, so score them together
-        elif attr.dim() != 3:
-            raise ValueError(
-                f"image attribution must be (N, C, H, W) or (N, H, W); got {tuple(attr.shape)}."
-            )
-        if patch is None:
-            return attr.reshape(n, -1)
-        h, w = attr.shape[-2:]
-        ph, pw = patch
-        nh, nw = math.ceil(h / ph), math.ceil(w / pw)
-        # zero-pad so edge patches sum only their real pixels
-        padded = torch.nn.functional.pad(attr, (0, nw * pw - w, 0, nh * ph - h))
-        return padded.reshape(n, nh, ph, nw, pw).sum(dim=(2, 4)).reshape(n, nh * nw)
-    if kind == "audio":
-        if attr.dim() == 3:
-            attr = attr.sum(dim=1)
-        elif attr.dim() != 2:
-            raise ValueError(
-                f"audio attribution must be (N, L) or (N, C, L); got {tuple(attr.shape)}."
-            )
-        return attr
-    if kind in ("tokens", "tabular") and attr.dim() != 2:
-        raise ValueError(
-            f"{kind} attribution must be (N, {'T' if kind == 'tokens' else 'F'}); got {tuple(attr.shape)}."
-        )
-    return attr.reshape(n, -1)
+    shape = _map_shape(attr, sample_shape, info)
+    info.check_sample_shape(shape, "the input")
+    return info.unit_scores(attr, shape, **options)
 
 
 def expand_unit_mask(
-    unit_mask: torch.Tensor, sample_shape: tuple[int, ...], kind: str, *, patch_size: Any = None
+    unit_mask: torch.Tensor,
+    sample_shape: tuple[int, ...],
+    kind: str | ModalityKind,
+    *,
+    patch_size: Any = None,
+    audio_window: int | None = None,
 ) -> torch.Tensor:
     """Broadcast a per-unit mask back to the input's element layout.
 
@@ -213,46 +231,34 @@ def expand_unit_mask(
     unit_mask : Tensor of shape (B, U), bool
     sample_shape : tuple of int
         One input sample's shape (without the batch dimension).
-    kind : {"image", "tokens", "tabular", "audio", "generic"}
-    patch_size : int or (int, int), optional
-        Images only, as in :func:`unit_scores`.
+    kind : str or ModalityKind
+    patch_size, audio_window : optional
+        Patched kinds only, as in :func:`unit_scores`.
 
     Returns
     -------
-    Tensor, bool
-        Broadcastable to (B, *sample_shape): image (B, 1, H, W), audio (B, 1, L) for a
-        3-D input, otherwise exactly (B, *sample_shape).
+    Tensor of shape (B, *sample_shape), bool
+        Every element carries its unit's flag (all channels of a pixel / time step alike).
     """
-    sample_shape = tuple(sample_shape)
-    u = unit_count(sample_shape, kind, patch_size=patch_size)
+    info = _kind_info(kind)
+    sample_shape = tuple(int(s) for s in sample_shape)
+    u = unit_count(sample_shape, info, patch_size=patch_size, audio_window=audio_window)
     if unit_mask.dim() != 2 or unit_mask.shape[1] != u:
         raise ValueError(
             f"unit_mask must be (B, {u}) for sample shape {sample_shape}; got {tuple(unit_mask.shape)}."
         )
-    b = unit_mask.shape[0]
-    if kind == "image":
-        h, w = sample_shape[-2:]
-        patch = _patch(patch_size, kind)
-        if patch is None:
-            return unit_mask.reshape(b, 1, h, w)
-        ph, pw = patch
-        nh, nw = math.ceil(h / ph), math.ceil(w / pw)
-        grid = (
-            unit_mask.reshape(b, nh, nw).repeat_interleave(ph, dim=1).repeat_interleave(pw, dim=2)
-        )
-        return grid[:, :h, :w].unsqueeze(1)
-    if kind == "audio" and len(sample_shape) == 2:
-        return unit_mask.unsqueeze(1)
-    return unit_mask.reshape(b, *sample_shape)
+    options = _unit_options(info, patch_size, audio_window)
+    return info.expand_units(unit_mask.bool(), sample_shape, **options)
 
 
 def fill_units(
     x: torch.Tensor,
     baseline: torch.Tensor,
     present: torch.Tensor,
-    kind: str,
+    kind: str | ModalityKind,
     *,
     patch_size: Any = None,
+    audio_window: int | None = None,
 ) -> torch.Tensor:
     """Keep the units where ``present`` is True and take ``baseline`` everywhere else.
 
@@ -261,16 +267,20 @@ def fill_units(
     x : Tensor of shape (B, ...)
         The real input rows.
     baseline : Tensor
-        Broadcastable to ``x``: what an absent unit becomes.
+        Broadcastable to ``x``: what an absent unit becomes (normally the model's reference,
+        :func:`mmexplain.reference.resolve_baselines`).
     present : Tensor of shape (B, U), bool
-    kind : {"image", "tokens", "tabular", "audio", "generic"}
-    patch_size : int or (int, int), optional
+    kind : str or ModalityKind
+    patch_size, audio_window : optional
+        Patched kinds only, as in :func:`unit_scores`.
 
     Returns
     -------
     Tensor, same shape and dtype as ``x``
     """
-    mask = expand_unit_mask(present, tuple(x.shape[1:]), kind, patch_size=patch_size)
+    mask = expand_unit_mask(
+        present, tuple(x.shape[1:]), kind, patch_size=patch_size, audio_window=audio_window
+    )
     return torch.where(mask, x, baseline.to(dtype=x.dtype))
 
 
@@ -464,11 +474,20 @@ class PerturbationCurve:
 
 
 def _baseline_for(
-    x: torch.Tensor, baseline: Any, kind: str, pad_id: int, name: str
+    x: torch.Tensor, baseline: Any, kind: str | ModalityKind, pad_id: int, name: str
 ) -> torch.Tensor:
-    """The full (N, ...) baseline tensor for ``x``: pad id for tokens, 0 otherwise, unless given."""
+    """The full (N, ...) baseline tensor for ``x``, for callers without a model in hand.
+
+    A given number or tensor is broadcast to ``x``; None takes the kind's data-free
+    "absent" value (zeros; the pad id for integer-id kinds), which is what
+    :func:`mmexplain.reference.resolve_baselines` gives a model without a fitted reference.
+    Functions that have the model resolve None to its reference before calling this.
+    """
     if baseline is None:
-        baseline = pad_id if kind == "tokens" else 0.0
+        info = _kind_info(kind)
+        baseline = info.fit_reference(
+            info.data_free_reference, name, tuple(x.shape[1:]), x.dtype, pad_id=pad_id
+        )
     if isinstance(baseline, bool) or not isinstance(baseline, int | float | torch.Tensor):
         raise TypeError(
             f"baseline for {name!r} must be a number or a tensor; got {type(baseline).__name__}."
@@ -483,14 +502,33 @@ def _baseline_for(
         ) from None
 
 
-def _valid_units(
-    x: torch.Tensor, valid_mask: Any, kind: str, pad_id: int, n_units: int, name: str
+def _reference_baseline(
+    model: Any, spec: ModalitySpec, x: torch.Tensor, baseline: Any
 ) -> torch.Tensor:
-    """(N, U) bool: the units a curve may touch. Tokens default to the non-pad positions."""
+    """``baseline`` broadcast to ``x``; None: the model's reference for ``spec`` (N, ...)."""
+    if baseline is None:
+        base, _ = resolve_baselines(model, [spec], {spec.name: x})
+        return base[spec.name]
+    return _baseline_for(x, baseline, spec.kind_info, spec.pad_id, spec.name)
+
+
+def _valid_units(
+    x: torch.Tensor,
+    valid_mask: Any,
+    kind: str | ModalityKind,
+    pad_id: int,
+    n_units: int,
+    name: str,
+    **unit_options: Any,
+) -> torch.Tensor:
+    """(N, U) bool: the units a curve may touch. Integer-id kinds default to non-pad units."""
     n = x.shape[0]
     if valid_mask is None:
-        if kind == "tokens":
-            return x != pad_id  # pads are already "absent": removing them would be a no-op
+        info = _kind_info(kind)
+        if info.integer_ids:
+            # pads are already "absent": removing them would be a no-op
+            not_pad = (x != pad_id).float().cpu()
+            return info.unit_scores(not_pad, tuple(x.shape[1:]), **unit_options) > 0
         return torch.ones(n, n_units, dtype=torch.bool)
     vm = torch.as_tensor(valid_mask)
     if tuple(vm.shape) != (n, n_units):
@@ -518,6 +556,7 @@ def perturbation_curve(
     steps: int = 10,
     baseline: Any = None,
     patch_size: Any = None,
+    audio_window: int | None = None,
     valid_mask: Any = None,
     use_abs: bool = False,
     output: str = "probability",
@@ -545,13 +584,19 @@ def perturbation_curve(
     steps : int, default=10
         The curve has ``steps + 1`` points at fractions 0, 1/steps, ..., 1 of the units.
     baseline : float or Tensor, optional
-        What an absent unit becomes; broadcast to the input. Default: ``spec.pad_id`` for
-        tokens, 0 otherwise.
+        What an absent unit becomes; broadcast to the input. Default: absent means the
+        model's reference (``model.reference``, fitted from training data; see
+        :func:`mmexplain.reference.resolve_baselines`); a model without one gets the kind's
+        data-free value (zeros; ``spec.pad_id`` for tokens).
     patch_size : int or (int, int), optional
-        Images only: perturb ``ph x pw`` patches (ranked by summed attribution) instead of pixels.
+        Patched kinds (images): perturb ``ph x pw`` patches (ranked by summed attribution)
+        instead of pixels.
+    audio_window : int, optional
+        Patched kinds (audio): perturb windows of this many time steps instead of single steps.
     valid_mask : Tensor of shape (N, U), bool, optional
         Units the curve may touch (for tokens (N, T): the real tokens); the rest keep their
-        input value throughout. Default: tokens different from ``pad_id``; all units otherwise.
+        input value throughout. Default: for integer-id kinds (tokens) the units different
+        from ``spec.pad_id``; all units otherwise.
     use_abs : bool, default=False
         Rank units by absolute attribution. The default ranks by signed attribution, so the
         evidence *for* the target goes first, which is what the curves test.
@@ -573,14 +618,14 @@ def perturbation_curve(
     if not isinstance(spec, ModalitySpec):
         raise TypeError(f"spec must be a ModalitySpec; got {type(spec).__name__}.")
     inputs = check_inputs(inputs)
-    name, kind = spec.name, spec.kind
+    name, info = spec.name, spec.kind_info
     if name not in inputs:
         raise ValueError(f"spec.name={name!r} is not in inputs; inputs have {list(inputs)}.")
     x = inputs[name]
-    _check_sample_shape(tuple(x.shape[1:]), kind, name=f"inputs[{name!r}]")
-    if kind == "tokens" and x.dtype.is_floating_point:
+    info.check_sample_shape(tuple(x.shape[1:]), name=f"inputs[{name!r}]")
+    if info.integer_ids and x.dtype.is_floating_point:
         raise TypeError(
-            f"inputs[{name!r}] has kind 'tokens' and must hold integer ids; got dtype {x.dtype}."
+            f"inputs[{name!r}] has kind {spec.kind!r} and must hold integer ids; got dtype {x.dtype}."
         )
     attr = attributions[name] if isinstance(attributions, Mapping) else attributions
     if not isinstance(attr, torch.Tensor):
@@ -593,12 +638,13 @@ def perturbation_curve(
     tgt = check_target(target, n)
 
     sample_shape = tuple(x.shape[1:])
-    scores = unit_scores(attr, kind, sample_shape=sample_shape, patch_size=patch_size).cpu()
+    options = _unit_options(info, patch_size, audio_window)
+    scores = unit_scores(attr, info, sample_shape=sample_shape, **options).cpu()
     if use_abs:
         scores = scores.abs()
     n_units = scores.shape[1]
-    valid = _valid_units(x, valid_mask, kind, spec.pad_id, n_units, name).cpu()
-    base = _baseline_for(x, baseline, kind, spec.pad_id, name)
+    valid = _valid_units(x, valid_mask, info, spec.pad_id, n_units, name, **options).cpu()
+    base = _reference_baseline(model, spec, x, baseline)
 
     gen = torch.Generator().manual_seed(int(seed))
     ranks = torch.stack(
@@ -617,9 +663,7 @@ def perturbation_curve(
         idx = sample_of_row[rows]
         batch = {k: v[idx.to(v.device)] for k, v in inputs.items()}
         p = present[rows].to(x.device)
-        batch[name] = fill_units(
-            x[idx.to(x.device)], base[idx.to(x.device)], p, kind, patch_size=patch_size
-        )
+        batch[name] = fill_units(x[idx.to(x.device)], base[idx.to(x.device)], p, info, **options)
         return batch
 
     out = forward_rows(model, build, present.shape[0], max_batch_size=max_batch_size)
@@ -681,9 +725,11 @@ def perturbation_curves(
     ----------
     specs : sequence of ModalitySpec
     valid_masks, baselines : dict of str -> value, optional
-        Per-modality ``valid_mask`` / ``baseline``.
+        Per-modality ``valid_mask`` / ``baseline``. A modality without a baseline: absent
+        means the model's reference (``model.reference``; see :func:`perturbation_curve`).
     **kwargs
-        Passed on to :func:`perturbation_curve` (``steps``, ``patch_size``, ``seed`` ...).
+        Passed on to :func:`perturbation_curve` (``steps``, ``seed`` ...); ``patch_size`` and
+        ``audio_window`` go to the patched kinds only (each kind uses the one it defines).
 
     Returns
     -------
@@ -695,7 +741,8 @@ def perturbation_curves(
         )
     valid_masks = dict(valid_masks or {})
     baselines = dict(baselines or {})
-    patch_size = kwargs.pop("patch_size", None)  # patches only make sense for the image modalities
+    # patches / windows only make sense for the patched kinds (images, audio)
+    unit_kw = {k: kwargs.pop(k, None) for k in ("patch_size", "audio_window")}
     return {
         spec.name: perturbation_curve(
             model,
@@ -706,7 +753,7 @@ def perturbation_curves(
             mode=mode,
             valid_mask=valid_masks.get(spec.name),
             baseline=baselines.get(spec.name),
-            patch_size=patch_size if spec.kind == "image" else None,
+            **(unit_kw if spec.kind_info.patched else {}),
             **kwargs,
         )
         for spec in specs

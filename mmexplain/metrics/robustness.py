@@ -4,10 +4,14 @@ These metrics frame how far to trust a per-modality explanation: if the score do
 move when a modality is removed, an explanation that credits that modality is suspect.
 
 * :func:`missing_modality` -- the metric with all modalities, with each one replaced by
-  its baseline, and (for up to 4 modalities) with each pair replaced.
+  its absent value, and (for up to 4 modalities) with each pair replaced.
 * :func:`noise_robustness` -- the metric as one modality is corrupted more and more
   (Gaussian noise, token dropout, or masking units), and the normalised area under that
   curve.
+
+Absent (a missing modality, a masked unit) means the model's reference unless baselines are
+given: ``model.reference``, fitted once from training data (:mod:`mmexplain.reference`); a
+model without one gets its kinds' data-free values (zeros, the pad id for tokens).
 
 Metrics: ``"accuracy"`` and ``"macro_f1"`` (scikit-learn) for classifiers, whose
 prediction is the arg-max logit; ``"mse"`` for scalar-output (regression) models.
@@ -26,10 +30,14 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score, mean_squared_error
 
 from ..exceptions import ConfigError
+from ..kinds import KINDS, ModalityKind
 from ..modality import ModalitySpec
+from ..reference import Reference, resolve_baselines
 from ..validation import batch_size, check_choice, check_inputs, check_positive_int
 from .faithfulness import (
     _baseline_for,
+    _kind_info,
+    _reference_baseline,
     _valid_units,
     fill_units,
     forward_rows,
@@ -112,31 +120,31 @@ def model_score(
     return score_outputs(out, labels, metric=metric)
 
 
-def _full_baselines(inputs: dict[str, torch.Tensor], baselines: Any) -> dict[str, torch.Tensor]:
-    if not isinstance(baselines, Mapping):
-        raise TypeError(
-            f"baselines must be a dict of modality -> number or tensor; got {type(baselines).__name__}."
-        )
-    missing = [m for m in inputs if m not in baselines]
-    if missing:
-        raise ValueError(
-            f"baselines has no entry for modality {missing}; give one per modality in inputs {list(inputs)} "
-            "(e.g. 0.0 for images / tabular, the pad id for tokens)."
-        )
-    return {m: _baseline_for(x, baselines[m], "generic", 0, m) for m, x in inputs.items()}
+def _specs_for(
+    model: Any, inputs: Mapping[str, torch.Tensor], specs: Any, baselines: Any
+) -> list[ModalitySpec] | None:
+    """The modality specs of ``inputs``: given, else the model's (or a given Reference's)."""
+    if specs is None and isinstance(baselines, Reference):
+        specs = baselines.specs
+    if specs is None:
+        specs = getattr(model, "modality_specs", None)
+    if specs is None:
+        return None
+    return [s for s in specs if s.name in inputs]
 
 
 def missing_modality(
     model: Callable[..., torch.Tensor],
     inputs: Mapping[str, torch.Tensor],
     labels: Any,
-    baselines: Mapping[str, Any],
+    baselines: Mapping[str, Any] | Reference | None = None,
     *,
+    specs: Sequence[ModalitySpec] | None = None,
     metric: str = "accuracy",
     pairs: bool | None = None,
     max_batch_size: int | None = None,
 ) -> pd.DataFrame:
-    """Score the model with all modalities, then with modalities replaced by their baselines.
+    """Score the model with all modalities, then with modalities replaced by their absent value.
 
     Parameters
     ----------
@@ -144,9 +152,15 @@ def missing_modality(
         Called as ``model(**inputs)``, returns logits (N, C) or outputs (N,).
     inputs : dict of str -> Tensor of shape (N, ...)
     labels : array-like of shape (N,)
-    baselines : dict of str -> float, int or Tensor
-        What each modality becomes when "missing" (broadcast to its tensor): e.g. 0.0 for
-        images, the pad id for tokens (which replaces every position, padding included).
+    baselines : None, Reference, or dict of str -> choice name, number or Tensor, optional
+        What a "missing" modality becomes (replacing every position, padding included).
+        Default: absent means the model's reference (``model.reference``, fitted from
+        training data); a model without one gets each kind's data-free value (zeros, the
+        pad id for tokens). A dict overrides single modalities, the others keep the
+        default (see :func:`mmexplain.reference.resolve_baselines`).
+    specs : list of ModalitySpec, optional
+        The modalities' specs; default ``model.modality_specs``. Without any, the default
+        absent value is zeros of each input's dtype.
     metric : {"accuracy", "macro_f1", "mse"}
     pairs : bool, optional
         Also remove each pair of modalities. Default: only when there are at most 4
@@ -160,11 +174,12 @@ def missing_modality(
         One row per condition: ``removed`` (tuple of modality names, empty for the full
         input), ``condition`` ("all" or e.g. "-image", "-image-text"), ``n_removed``,
         ``metric``, ``score``, and ``delta`` = score - full score (negative for a drop in
-        accuracy / F1, positive for a rise in MSE).
+        accuracy / F1, positive for a rise in MSE). ``df.attrs["baselines"]`` says, per
+        modality, what "missing" meant.
     """
     check_choice("metric", metric, METRICS)
     inputs = check_inputs(inputs)
-    base = _full_baselines(inputs, baselines)
+    base, described = resolve_baselines(model, _specs_for(model, inputs, specs, baselines), inputs, baselines)
     mods = list(inputs)
     n = batch_size(inputs)
     if pairs is None:
@@ -187,7 +202,7 @@ def missing_modality(
 
     out = forward_rows(model, build, n_cond * n, max_batch_size=max_batch_size)
     scores = [score_outputs(out[i * n : (i + 1) * n], labels, metric=metric) for i in range(n_cond)]
-    return pd.DataFrame(
+    df = pd.DataFrame(
         {
             "removed": conditions,
             "condition": ["all" if not c else "".join(f"-{m}" for m in c) for c in conditions],
@@ -197,6 +212,8 @@ def missing_modality(
             "delta": [s - scores[0] for s in scores],
         }
     )
+    df.attrs["baselines"] = described
+    return df
 
 
 @dataclass(frozen=True)
@@ -241,12 +258,21 @@ class NoiseRobustness:
         )
 
 
-def _resolve_spec(modality: str | ModalitySpec, x: torch.Tensor) -> tuple[str, str, int]:
-    """(name, kind, pad_id). A bare name is 'tokens' for integer tensors, else 'generic'."""
+def _resolve_spec(model: Any, modality: str | ModalitySpec, x: torch.Tensor) -> tuple[ModalitySpec, bool]:
+    """The spec of ``modality`` and whether it is known (given, or one of the model's).
+
+    A bare name the model does not declare gets the registered integer-id kind (tokens,
+    pad id 0) for integer tensors and ``generic`` (one unit per element) otherwise.
+    """
     if isinstance(modality, ModalitySpec):
-        return modality.name, modality.kind, modality.pad_id
-    kind = "generic" if x.dtype.is_floating_point else "tokens"
-    return modality, kind, 0
+        return modality, True
+    for spec in getattr(model, "modality_specs", None) or ():
+        if spec.name == modality:
+            return spec, True
+    if x.dtype.is_floating_point:
+        return ModalitySpec(modality, "generic"), False
+    ids = next(k for k in KINDS.names() if KINDS.get(k).integer_ids)
+    return ModalitySpec(modality, ids), False
 
 
 def corrupt(
@@ -254,7 +280,7 @@ def corrupt(
     strengths: Sequence[float],
     *,
     kind: str,
-    modality_kind: str = "generic",
+    modality_kind: str | ModalityKind = "generic",
     baseline: Any = None,
     pad_id: int = 0,
     valid_mask: Any = None,
@@ -273,15 +299,17 @@ def corrupt(
         gaussian: noise std relative to ``x.std()`` (over the whole batch), >= 0;
         token_dropout / mask: fraction of units in [0, 1] (rounded half up per sample).
     kind : {"gaussian", "token_dropout", "mask"}
-        token_dropout replaces valid tokens by ``pad_id``; mask replaces units (see
-        :mod:`mmexplain.metrics.faithfulness` for the units of each ``modality_kind``) by
-        ``baseline``.
-    modality_kind : {"image", "tokens", "tabular", "audio", "generic"}
+        token_dropout replaces valid tokens by ``pad_id`` (integer-id kinds only); mask
+        replaces units (the units of ``modality_kind``, see
+        :meth:`mmexplain.kinds.ModalityKind.unit_ids`) by ``baseline``.
+    modality_kind : str or ModalityKind, default="generic"
     baseline : float or Tensor, optional
-        For ``mask``; default ``pad_id`` for tokens, 0 otherwise.
+        For ``mask``. This function has no model: pass the model's reference for the
+        modality (as :func:`noise_robustness` does); None takes the kind's data-free value
+        (``pad_id`` for integer-id kinds, zeros otherwise).
     pad_id : int, default=0
     valid_mask : Tensor of shape (N, U), bool, optional
-        Units that may be corrupted; tokens default to those different from ``pad_id``.
+        Units that may be corrupted; integer-id kinds default to those different from ``pad_id``.
     seed : int, default=0
 
     Returns
@@ -289,9 +317,11 @@ def corrupt(
     Tensor of shape (S, N, ...)
     """
     check_choice("kind", kind, NOISE_KINDS)
+    corruption = kind  # the corruption's name, not a modality kind's
+    info = _kind_info(modality_kind)
     s = np.asarray(strengths, dtype=float)
     gen = torch.Generator().manual_seed(int(seed))
-    if kind == "gaussian":
+    if corruption == "gaussian":
         if not x.dtype.is_floating_point:
             raise TypeError(
                 f"kind='gaussian' needs a float tensor; got dtype {x.dtype}. Use kind='token_dropout' for token ids."
@@ -300,16 +330,16 @@ def corrupt(
         std = x.float().std() if x.numel() > 1 else torch.tensor(0.0)
         std = float(std) if float(std) > 0 else 1.0  # a constant tensor: use absolute noise
         return torch.stack([x + float(si) * std * eps for si in s])
-    if kind == "token_dropout":
-        if modality_kind != "tokens" or x.dtype.is_floating_point:
+    if corruption == "token_dropout":
+        if not info.integer_ids or x.dtype.is_floating_point:
             raise ConfigError(
-                f"kind='token_dropout' is for token-id modalities (integer (N, T)); got modality kind "
-                f"{modality_kind!r} with dtype {x.dtype}."
+                f"kind='token_dropout' is for integer-id modalities (tokens, integer (N, T)); got modality "
+                f"kind {info.name!r} with dtype {x.dtype}."
             )
         baseline = pad_id
-    n_units = unit_count(tuple(x.shape[1:]), modality_kind)
-    valid = _valid_units(x, valid_mask, modality_kind, pad_id, n_units, "x").cpu()
-    base = _baseline_for(x, baseline, modality_kind, pad_id, "x")
+    n_units = unit_count(tuple(x.shape[1:]), info)
+    valid = _valid_units(x, valid_mask, info, pad_id, n_units, "x").cpu()
+    base = _baseline_for(x, baseline, info, pad_id, "x")
     ranks = unit_order_ranks(torch.rand(x.shape[0], n_units, generator=gen), valid)
     n_valid = valid.sum(dim=1)
     out = []
@@ -317,7 +347,7 @@ def corrupt(
         # units corrupted = round(si * n_valid), halves up
         count = torch.floor(torch.as_tensor(si, dtype=torch.float64) * n_valid + 0.5).long()
         present = ~(ranks < count[:, None])
-        out.append(fill_units(x, base, present.to(x.device), modality_kind))
+        out.append(fill_units(x, base, present.to(x.device), info))
     return torch.stack(out)
 
 
@@ -345,15 +375,20 @@ def noise_robustness(
     labels : array-like of shape (N,)
     modality : str or ModalitySpec
         The modality to corrupt. A spec gives its kind (the units for ``mask``) and pad id;
-        a bare name is treated as kind "tokens" (pad id 0) for integer tensors and
-        "generic" (one unit per element) otherwise.
+        a bare name is looked up in ``model.modality_specs``, and otherwise treated as kind
+        "tokens" (pad id 0) for integer tensors and "generic" (one unit per element).
     strengths : sequence of float
         Increasing; gaussian: noise std relative to the modality's std (>= 0);
         token_dropout / mask: fraction of (valid) units corrupted, in [0, 1].
     kind : {"gaussian", "token_dropout", "mask"}
+        The corruption; each modality kind declares its usual one
+        (``spec.kind_info.corruption``).
     metric : {"accuracy", "macro_f1", "mse"}
     baseline : float or Tensor, optional
-        For ``mask``: what a masked unit becomes (default pad id for tokens, 0 otherwise).
+        For ``mask``: what a masked unit becomes. Default: absent means the model's
+        reference for the modality (``model.reference``, fitted from training data); a
+        model without one, or a modality it does not declare, gets the kind's data-free
+        value (zeros, the pad id for tokens).
     valid_mask : Tensor of shape (N, U), bool, optional
         Units that may be corrupted (tokens default to the non-pad positions).
     seed : int, default=0
@@ -370,13 +405,14 @@ def noise_robustness(
     name = modality.name if isinstance(modality, ModalitySpec) else modality
     if name not in inputs:
         raise ValueError(f"modality={name!r} is not in inputs; inputs have {list(inputs)}.")
-    name, mod_kind, pad_id = _resolve_spec(modality, inputs[name])
+    spec, known = _resolve_spec(model, modality, inputs[name])
     s = np.asarray(list(strengths), dtype=float).reshape(-1)
     if s.size == 0:
         raise ConfigError("strengths is empty; pass at least one corruption strength.")
     if np.any(~np.isfinite(s)) or np.any(s < 0) or np.any(np.diff(s) < 0):
         raise ConfigError(f"strengths must be finite, >= 0 and non-decreasing; got {s.tolist()}.")
-    if kind != "gaussian" and np.any(s > 1):
+    corruption = kind  # the corruption's name, not a modality kind's
+    if corruption != "gaussian" and np.any(s > 1):
         raise ConfigError(
             f"strengths for kind={kind!r} are fractions of units and must be <= 1; got {s.tolist()}."
         )
@@ -384,13 +420,20 @@ def noise_robustness(
         check_positive_int("max_batch_size", max_batch_size)
 
     n = batch_size(inputs)
+    x = inputs[name]
+    if corruption == "mask":
+        baseline = (
+            _reference_baseline(model, spec, x, baseline)
+            if known
+            else _baseline_for(x, baseline, spec.kind_info, spec.pad_id, name)
+        )
     corrupted = corrupt(
-        inputs[name],
+        x,
         s,
-        kind=kind,
-        modality_kind=mod_kind,
+        kind=corruption,
+        modality_kind=spec.kind_info,
         baseline=baseline,
-        pad_id=pad_id,
+        pad_id=spec.pad_id,
         valid_mask=valid_mask,
         seed=seed,
     ).reshape(s.size * n, *inputs[name].shape[1:])  # row = strength * n + sample
