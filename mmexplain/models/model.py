@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 from ..exceptions import ConfigError
 from ..modality import ModalitySpec
 from ..reference import Reference, fit_reference
+from ..registry import Registry
 from ..validation import check_inputs
 from .encoders import AudioCNN, ImageCNN, MiniLMTextEncoder, RNNTextEncoder, TabularMLP
 from .fusion import FUSIONS, Fusion, LateFusion
@@ -23,6 +25,37 @@ PRESETS: dict[str, dict[str, Any]] = {
         "late_weights": [0.5, 0.5],
     },
 }
+
+
+#: The built-in encoder of each modality kind: ``build(model, spec, sample_shape, shallow)`` ->
+#: (module, dotted path of its embedding layer or None).
+ENCODERS: Registry[Callable[..., tuple[nn.Module, str | None]]] = Registry("built-in encoder")
+
+
+@ENCODERS.register("image", "small CNN")
+def _image_encoder(model: MultimodalModel, spec: ModalitySpec, shape: tuple[int, ...], shallow: bool):
+    return ImageCNN(shape[0], (shape[1], shape[2]), model.config.dim, max_layers=1 if shallow else None), None
+
+
+@ENCODERS.register("tokens", "embedding + GRU / LSTM, or pretrained MiniLM")
+def _token_encoder(model: MultimodalModel, spec: ModalitySpec, shape: tuple[int, ...], shallow: bool):
+    d = model.config.dim
+    if model.config.text_encoder == "minilm":
+        return MiniLMTextEncoder(d, frozen=model.config.text_frozen), f"encoders.{spec.name}.transformer.embeddings.word_embeddings"
+    if spec.name not in model.vocab_sizes:
+        raise ConfigError(f"modality {spec.name!r}: an RNN text encoder needs vocab_sizes[{spec.name!r}].")
+    enc = RNNTextEncoder(model.vocab_sizes[spec.name], d, rnn=model.config.text_encoder, pad_id=spec.pad_id)
+    return enc, f"encoders.{spec.name}.embedding"
+
+
+@ENCODERS.register("tabular", "two-layer MLP")
+def _tabular_encoder(model: MultimodalModel, spec: ModalitySpec, shape: tuple[int, ...], shallow: bool):
+    return TabularMLP(shape[0], model.config.dim), None
+
+
+@ENCODERS.register("audio", "1-D CNN")
+def _audio_encoder(model: MultimodalModel, spec: ModalitySpec, shape: tuple[int, ...], shallow: bool):
+    return AudioCNN(shape[0] if len(shape) == 2 else 1, model.config.dim, n_layers=1 if shallow else 4), None
 
 
 class ModelConfig(BaseModel):
@@ -138,7 +171,7 @@ class MultimodalModel(nn.Module):
                 )
             kwargs["weights"] = config.late_weights
         if config.fusion == "attention":
-            tokens = [s.name for s in specs if s.kind == "tokens"]
+            tokens = [s.name for s in specs if s.kind_info.integer_ids]
             kwargs["query"] = tokens[0] if tokens else names[0]
         self.fusion: Fusion = fusion_cls(names, config.dim, n_outputs, config.hidden, **kwargs)
         # the real pad ids are only known once the encoders exist: (re)bind the reference to these specs
@@ -148,22 +181,10 @@ class MultimodalModel(nn.Module):
                                    reference.fitted_on)
 
     def _encoder(self, spec: ModalitySpec, shape: tuple[int, ...], shallow: bool) -> tuple[nn.Module, str | None]:
-        d = self.config.dim
-        if spec.kind == "image":
-            return ImageCNN(shape[0], (shape[1], shape[2]), d, max_layers=1 if shallow else None), None
-        if spec.kind == "tokens":
-            if self.config.text_encoder == "minilm":
-                enc = MiniLMTextEncoder(d, frozen=self.config.text_frozen)
-                return enc, f"encoders.{spec.name}.transformer.embeddings.word_embeddings"
-            if spec.name not in self.vocab_sizes:
-                raise ConfigError(f"modality {spec.name!r}: an RNN text encoder needs vocab_sizes[{spec.name!r}].")
-            enc = RNNTextEncoder(self.vocab_sizes[spec.name], d, rnn=self.config.text_encoder, pad_id=spec.pad_id)
-            return enc, f"encoders.{spec.name}.embedding"
-        if spec.kind == "tabular":
-            return TabularMLP(shape[0], d), None
-        if spec.kind == "audio":
-            return AudioCNN(shape[0] if len(shape) == 2 else 1, d, n_layers=1 if shallow else 4), None
-        raise ConfigError(f"modality {spec.name!r} has kind {spec.kind!r}, which no built-in encoder handles.")
+        if spec.kind not in ENCODERS:
+            raise ConfigError(f"modality {spec.name!r} has kind {spec.kind!r}, which no built-in encoder handles; "
+                              f"built-in encoders exist for {ENCODERS.names()}.")
+        return ENCODERS.get(spec.kind)(self, spec, shape, shallow)
 
     @property
     def modalities(self) -> list[str]:
