@@ -177,3 +177,15 @@ def test_errors() -> None:
         emap(model, {"m0": inputs["m0"]}, target=[0] * 6)
     with pytest.raises(ConfigError, match="max_samples must be an integer >= 1"):
         emap(model, inputs, target=[0] * 6, max_samples=0)
+
+
+def test_result_frame_and_save_load_round_trip(tmp_path) -> None:
+    model = Interacting([2, 2]).eval()
+    inputs = _inputs([2, 2], 6)
+    res = emap(model, inputs, target=[0, 1, 2, 0, 1, 2])
+    back = type(res).load(res.save(tmp_path / "emap"))
+    assert back.model_metric == res.model_metric and back.projection_metric == res.projection_metric
+    torch.testing.assert_close(back.projected_logits, res.projected_logits)
+    frame = res.to_frame()
+    assert list(frame.columns) == ["index", "label", "model", "projection"] and len(frame) == 6
+    assert frame["model"].tolist() == res.model_logits.argmax(1).tolist()

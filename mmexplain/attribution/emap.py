@@ -13,11 +13,15 @@ References
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score, f1_score, mean_squared_error
 
@@ -75,6 +79,30 @@ class EMAPResult:
             "gap": self.gap,
             "indices": self.indices.tolist(),
         }
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy table, one row per sample used: index, label, the model's and the
+        projection's predicted output (class, or value for scalar outputs)."""
+        pick = (lambda t: t.argmax(1)) if self.model_logits.dim() == 2 else (lambda t: t)
+        return pd.DataFrame({"index": self.indices.tolist(), "label": self.labels.tolist(),
+                             "model": pick(self.model_logits).tolist(), "projection": pick(self.projected_logits).tolist()})
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``<path>.json`` (summary and logits); returns its path."""
+        path = Path(path).with_suffix(".json")
+        path.write_text(json.dumps({**self.to_dict(), "schema_version": 2, "labels": self.labels.tolist(),
+                                    "projected_logits": self.projected_logits.tolist(),
+                                    "model_logits": self.model_logits.tolist()}))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> EMAPResult:
+        """Read a result written by :meth:`save`."""
+        d = json.loads(Path(path).with_suffix(".json").read_text())
+        return cls(metric=d["metric"], model_metric=d["model_metric"], projection_metric=d["projection_metric"],
+                   projected_logits=torch.tensor(d["projected_logits"], dtype=torch.float64),
+                   model_logits=torch.tensor(d["model_logits"], dtype=torch.float64),
+                   indices=torch.tensor(d["indices"], dtype=torch.long), labels=torch.tensor(d["labels"]))
 
 
 def _score(metric: str, outputs: torch.Tensor, labels: torch.Tensor) -> float:
