@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..exceptions import DataError
+from ..kinds import KINDS
 from ..modality import MODALITY_KINDS, ModalitySpec
 
 TASKS = ("classification", "regression")
@@ -127,7 +128,7 @@ class MultimodalDataset:
         stores = {}
         for m, v in inputs.items():
             t = torch.as_tensor(np.asarray(v))
-            stores[m] = t.long() if kinds[m] == "tokens" else (t if t.dtype == torch.uint8 else t.float())
+            stores[m] = t.long() if KINDS.get(kinds[m]).integer_ids else (t if t.dtype == torch.uint8 else t.float())
         n = len(targets_t)
         rows = {m: torch.arange(n) for m in inputs}
         targets_t = targets_t.long() if task == "classification" else targets_t.float()

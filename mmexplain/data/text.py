@@ -143,12 +143,12 @@ class MiniLMTokenizer:
 
 def tokenizer_from_config(config: dict) -> WordTokenizer | MiniLMTokenizer:
     """Rebuild a tokenizer saved with ``to_config()`` (checkpoints store it in config.json)."""
-    kind = config.get("kind")
-    if kind == "word":
+    style = config.get("kind")  # the tokenizer's kind, not a modality's
+    if style == "word":
         return WordTokenizer(config["tokenizer_json"], int(config["max_length"]))
-    if kind == "minilm":
+    if style == "minilm":
         return MiniLMTokenizer(int(config.get("max_length", 16)))
-    raise DataError(f"tokenizer config has kind={kind!r}; expected 'word' or 'minilm'.")
+    raise DataError(f"tokenizer config has kind={style!r}; expected 'word' or 'minilm'.")
 
 
 def dumps_tokenizer(tok: WordTokenizer | MiniLMTokenizer) -> str:
