@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -92,7 +92,6 @@ class ModalityKind:
     corruption: str = "mask"
     evidence: str | None = None
     patched: bool = False
-    channels_first: bool = field(default=False, repr=False)
 
     # -- shapes and units ---------------------------------------------------------------------
     def check_sample_shape(self, shape: tuple[int, ...], name: str = "inputs") -> None:

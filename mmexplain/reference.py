@@ -24,7 +24,7 @@ from .modality import ModalitySpec
 __all__ = ["Reference", "fit_reference", "resolve_baselines"]
 
 #: Training samples a reference statistic is computed from, at most (seeded subset).
-MAX_FIT_SAMPLES = 4096
+MAX_FIT_SAMPLES = 1024  # a mean of 1,024 samples is stable to ~3 % of a feature's spread
 
 
 class Reference(nn.Module):
@@ -227,10 +227,10 @@ def resolve_baselines(
     description : dict of str -> str
     """
     names = list(inputs)
-    if specs is None:
-        ref = None
-    elif isinstance(baselines, Reference):
+    if isinstance(baselines, Reference):
         ref, baselines = baselines, None
+    elif specs is None:
+        ref = None
     else:
         ref = getattr(model, "reference", None)
         if not isinstance(ref, Reference):

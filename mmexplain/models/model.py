@@ -11,7 +11,7 @@ from torch import nn
 
 from ..exceptions import ConfigError
 from ..modality import ModalitySpec
-from ..reference import Reference, fit_reference
+from ..reference import MAX_FIT_SAMPLES, Reference, fit_reference
 from ..registry import Registry
 from ..validation import check_inputs
 from .encoders import AudioCNN, ImageCNN, MiniLMTextEncoder, RNNTextEncoder, TabularMLP
@@ -242,6 +242,7 @@ def build_model(config: ModelConfig, data: Any, tokenizer: Any = None) -> Multim
         if spec.kind_info.integer_ids:
             vocab[spec.name] = int(getattr(tokenizer, "vocab_size", 0) or int(data.stores[spec.name].max()) + 1)
     model = MultimodalModel(config, data.modalities, shapes, data.n_outputs, vocab)
-    pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:4096].sort().values
+    # fit_reference subsamples too; picking first keeps the loaded sample (images) small
+    pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:MAX_FIT_SAMPLES].sort().values
     model.reference = fit_reference(model, data.inputs(pick))
     return model
