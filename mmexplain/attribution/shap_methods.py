@@ -1,11 +1,18 @@
-"""SHAP attribution methods: Partition SHAP over all modalities at once, and expected gradients.
+"""SHAP attribution methods: Partition SHAP with the modalities as unions, and expected gradients.
 
-SHAP's own ``Composite`` masker cannot explain a multimodal sample as *one* game: it
-cannot join the partition trees of a ``Text`` and an ``Image`` masker, so a multimodal
-model would be explained one modality at a time. :class:`JointMasker` is one masker over
-every unit of a sample (image patches, tokens, tabular features, audio windows) whose
-hierarchy joins each modality's own tree under a top-level merge of the modality roots, so
-``shap.PartitionExplainer`` computes Owen values over the whole sample in one run.
+``shap_partition`` explains a multimodal sample as one cooperative game over its units
+(image patches, tokens, tabular features, audio windows) in which the modalities are a
+priori unions: it returns Owen values whose top level is symmetric in the modalities, so a
+modality's total is its exact modality Shapley value whatever the order of the modalities,
+while the credit inside a modality follows SHAP's Partition recursion over that
+modality's own hierarchy.
+
+SHAP's own ``Composite`` masker cannot join the partition trees of a ``Text`` and an
+``Image`` masker, and a Partition hierarchy is a binary tree: one tree over all modalities
+(:class:`JointMasker` with ``modality=None``, :func:`joint_clustering`) joins the modality
+roots by binary merges, which makes the totals depend on the modality order. So
+``shap_partition`` runs ``shap.PartitionExplainer`` once per modality and coalition of the
+other modalities, on a :class:`JointMasker` whose players are that modality's units.
 
 Importing this module registers ``shap_partition`` and ``shap_gradient`` in
 :data:`mmexplain.attribution.methods.METHODS`.
@@ -14,6 +21,7 @@ Importing this module registers ``shap_partition`` and ``shap_gradient`` in
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -76,6 +84,14 @@ class _Linkage:
             a, b = self.grid(ids[:, :mid]), self.grid(ids[:, mid:])
         return self.merge(a, b, float(rows * cols))
 
+    def subtree(self, start: int, stop: int, grid: tuple[int, int] | None) -> int:
+        """One modality's tree over units ``start … stop − 1``: a spatial bisection of its
+        patch grid (row-major ids) for an image, neighbours first otherwise (tokens, audio
+        windows, tabular features)."""
+        if grid is not None:
+            return self.grid(np.arange(start, stop).reshape(grid))
+        return self.bisect(list(range(start, stop)))
+
     def matrix(self) -> np.ndarray:
         """(n−1, 4) float64 linkage, rows sorted by non-decreasing height, ids renumbered."""
         z = np.asarray(self.rows, dtype=np.float64).reshape(-1, 4)
@@ -95,6 +111,11 @@ def joint_clustering(
     image_grids: Mapping[int, tuple[int, int]],
 ) -> tuple[np.ndarray, list[int]]:
     """Linkage matrix over all units: each modality's tree, then the modality roots merged.
+
+    The modality roots are joined by balanced binary merges in ``specs`` order, so Owen
+    values over this tree depend on that order (for f = a·b·c with baselines 0 the third
+    modality gets half of f(x), the others a quarter each). ``shap_partition`` does not
+    use it: it runs one Partition explanation per modality over that modality's subtree.
 
     Parameters
     ----------
@@ -116,14 +137,7 @@ def joint_clustering(
     """
     n = unit_ranges[-1][1]
     link = _Linkage(n)
-    roots = []
-    for m, (start, stop) in enumerate(unit_ranges):
-        if m in image_grids:
-            gh, gw = image_grids[m]
-            roots.append(link.grid(np.arange(start, stop).reshape(gh, gw)))
-        else:
-            # tokens, audio windows and tabular features: neighbours merge first
-            roots.append(link.bisect(list(range(start, stop))))
+    roots = [link.subtree(start, stop, image_grids.get(m)) for m, (start, stop) in enumerate(unit_ranges)]
     top = max([link.height(r) for r in roots] + [0.0])
 
     def join(nodes: list[int]) -> int:
@@ -154,9 +168,24 @@ def _find_roots(z: np.ndarray, unit_ranges: Sequence[tuple[int, int]]) -> list[i
     return roots
 
 
+def _exact_evals(z: np.ndarray) -> int:
+    """Model evaluations SHAP's Partition recursion makes on tree ``z`` when its budget is
+    not binding, besides the two end points: two per visit of an internal node, and a node
+    at depth d is visited in 2^d contexts (both states of each ancestor's other child)."""
+    n = len(z) + 1
+    depth = {2 * n - 2: 0}  # the root is the last (highest) row
+    total = 0
+    for k in range(len(z) - 1, -1, -1):  # parents come after their children
+        d = depth[n + k]
+        total += 2 << d
+        for child in z[k, :2]:
+            depth[int(child)] = d + 1
+    return total
+
+
 # -- the masker -----------------------------------------------------------------------------------
 class JointMasker(shap.maskers.Masker):
-    """One SHAP masker over every unit of every modality of one sample.
+    """A SHAP masker over one sample of every modality; its players are all units or one modality's.
 
     A sample is presented to SHAP as one flat float row: each modality's input flattened
     and concatenated (D values), followed by the same layout for that sample's baseline,
@@ -173,20 +202,36 @@ class JointMasker(shap.maskers.Masker):
         Side of the square image patches (the last row / column of patches may be smaller).
     audio_window : int, default=16
         Audio samples per unit.
+    modality : int, str or None, default=None
+        Whose units are SHAP's players. None: every unit of every modality, under
+        :func:`joint_clustering` (whose binary top merges make Owen values depend on the
+        modality order). A modality, by position in ``specs`` or by name: that modality's
+        units only, under its own tree; the other modalities' elements are taken from the
+        row's sample half as they are, so the row fixes them (:meth:`rows`, ``present``).
 
     Attributes
     ----------
-    shape : tuple of (1, M)
-        SHAP's masker shape: one masked sample per mask, M binary units.
-    clustering : ndarray of shape (M − 1, 4)
-        The joint hierarchy (see :func:`joint_clustering`).
+    shape : tuple of (1, P)
+        SHAP's masker shape: one masked sample per mask, P binary players.
+    modality : int or None
+        Position of the players' modality in ``specs``; None when every unit plays.
+    players : tuple of (start, stop)
+        Unit ids of the players (all units when ``modality`` is None).
+    n_players : int
+        ``stop − start``.
+    clustering : ndarray of shape (P − 1, 4)
+        The players' hierarchy, player ids local (0 … P − 1): :func:`joint_clustering`
+        for all units, the modality's own subtree for one modality.
     modality_roots : list of int
-        Node id of each modality's subtree root in ``clustering``.
+        Node id in ``clustering`` of each modality's subtree root (of the one modality's
+        root when ``modality`` is given).
     unit_ranges : list of (start, stop)
         Unit ids of each modality.
+    n_units : int
+        Units over all modalities.
     unit_of : ndarray of shape (D,)
         The unit each element of the flat input belongs to (:func:`feature_groups` ids).
-    unit_sizes : ndarray of shape (M,)
+    unit_sizes : ndarray of shape (n_units,)
         Elements per unit.
 
     Notes
@@ -199,7 +244,7 @@ class JointMasker(shap.maskers.Masker):
     immutable_outputs = True  # every call returns a fresh array: SHAP need not copy it
 
     def __init__(self, specs: Sequence[ModalitySpec], shapes: Sequence[Sequence[int]], *,
-                 patch_size: int = 8, audio_window: int = 16) -> None:
+                 patch_size: int = 8, audio_window: int = 16, modality: int | str | None = None) -> None:
         self.specs = list(specs)
         self.shapes = [tuple(int(d) for d in s) for s in shapes]
         if len(self.specs) != len(self.shapes) or not self.specs:
@@ -227,11 +272,41 @@ class JointMasker(shap.maskers.Masker):
         for m, (s, shape) in enumerate(zip(self.specs, self.shapes)):
             if s.kind == "image":
                 grids[m] = (-(-shape[1] // patch_size), -(-shape[2] // patch_size))
-        self.shape = (1, self.n_units)
-        if self.n_units > 1:
+        self.modality = self._modality_index(modality)
+        if self.modality is None:
+            self.players = (0, self.n_units)
+            # every element belongs to a player
+            self._player_of = self.unit_of
+        else:
+            self.players = self.unit_ranges[self.modality]
+            start, stop = self.players
+            inside = (self.unit_of >= start) & (self.unit_of < stop)
+            # elements outside the modality map to an extra, always-kept slot
+            self._player_of = np.where(inside, self.unit_of - start, stop - start)
+        self.n_players = self.players[1] - self.players[0]
+        self.shape = (1, self.n_players)
+        if self.n_players == 1:
+            self.clustering, self.modality_roots = np.zeros((0, 4)), [0]
+        elif self.modality is None:
             self.clustering, self.modality_roots = joint_clustering(self.specs, self.unit_ranges, grids)
         else:
-            self.clustering, self.modality_roots = np.zeros((0, 4)), [0]
+            link = _Linkage(self.n_players)
+            link.subtree(0, self.n_players, grids.get(self.modality))
+            self.clustering = link.matrix()
+            self.modality_roots = [2 * self.n_players - 2]
+
+    def _modality_index(self, modality: int | str | None) -> int | None:
+        names = [s.name for s in self.specs]
+        if modality is None:
+            return None
+        if isinstance(modality, str) and modality in names:
+            return names.index(modality)
+        if isinstance(modality, int) and not isinstance(modality, bool) and 0 <= modality < len(names):
+            return modality
+        raise ConfigError(
+            f"modality={modality!r} is neither a modality name {names} nor a position 0 … {len(names) - 1}; "
+            "pass one of them, or None for every unit."
+        )
 
     # -- SHAP's masker protocol -------------------------------------------------------------------
     def __call__(self, mask: Any, row: np.ndarray) -> np.ndarray:
@@ -239,32 +314,33 @@ class JointMasker(shap.maskers.Masker):
 
         Parameters
         ----------
-        mask : bool ndarray of shape (M,), or bool
-            True keeps a unit's input values; False replaces them by the baseline's.
+        mask : bool ndarray of shape (P,), or bool
+            True keeps a player's input values; False replaces them by the baseline's.
         row : ndarray of shape (2 D,) or (1, 2 D)
             The sample followed by its baseline (:meth:`rows`).
 
         Returns
         -------
         ndarray of shape (1, D)
+            Elements outside the players come from the row's sample half.
         """
         mask = np.asarray(self._standardize_mask(mask, row), dtype=bool)
-        if mask.shape != (self.n_units,):
-            raise ConfigError(f"mask must have shape ({self.n_units},); got {mask.shape}.")
+        if mask.shape != (self.n_players,):
+            raise ConfigError(f"mask must have shape ({self.n_players},); got {mask.shape}.")
         row = np.asarray(row).reshape(-1)
         if len(row) != 2 * self.n_elements:
             raise ConfigError(
                 f"row must hold the sample and its baseline ({2 * self.n_elements} values); got {len(row)}."
             )
         x, b = row[: self.n_elements], row[self.n_elements:]
-        return np.where(mask[self.unit_of], x, b)[None]
+        return np.where(np.append(mask, True)[self._player_of], x, b)[None]
 
     def mask_shapes(self, *args: Any) -> list[tuple[int]]:
-        """One mask of M units per sample, whatever the row."""
-        return [(self.n_units,)]
+        """One mask of P players per sample, whatever the row."""
+        return [(self.n_players,)]
 
     def feature_names(self, *args: Any) -> list[list[str]]:
-        """A readable name per unit: ``image[patch 1,2]``, ``text[3]``, ``audio[window 0]``."""
+        """A readable name per player: ``image[patch 1,2]``, ``text[3]``, ``audio[window 0]``."""
         names = []
         for s, shape, (start, stop) in zip(self.specs, self.shapes, self.unit_ranges):
             for u in range(stop - start):
@@ -275,12 +351,24 @@ class JointMasker(shap.maskers.Masker):
                     names.append(f"{s.name}[window {u}]")
                 else:
                     names.append(f"{s.name}[{u}]")
-        return [names]
+        return [names[self.players[0]:self.players[1]]]
 
     # -- layout helpers ---------------------------------------------------------------------------
-    def rows(self, xs: Sequence[torch.Tensor], bs: Sequence[torch.Tensor]) -> np.ndarray:
-        """SHAP rows (N, 2 D) float64: each sample's flat inputs, then its flat baseline."""
-        flat = [t.detach().reshape(len(t), -1).double().cpu() for t in (*xs, *bs)]
+    def rows(self, xs: Sequence[torch.Tensor], bs: Sequence[torch.Tensor],
+             present: Sequence[bool] | None = None) -> np.ndarray:
+        """SHAP rows (N, 2 D) float64: each sample's flat inputs, then its flat baseline.
+
+        Parameters
+        ----------
+        xs, bs : sequence of Tensor of shape (N, ...)
+            Inputs and baselines, one per modality.
+        present : sequence of bool, optional
+            One per modality: False puts that modality's baseline in the sample half too,
+            so it is absent whatever the mask. Default: every modality present.
+        """
+        present = [True] * len(xs) if present is None else list(present)
+        sample = [x if keep else b for x, b, keep in zip(xs, bs, present)]
+        flat = [t.detach().reshape(len(t), -1).double().cpu() for t in (*sample, *bs)]
         return torch.cat(flat, dim=1).numpy()
 
     def split(self, flat: np.ndarray, like: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -291,7 +379,7 @@ class JointMasker(shap.maskers.Masker):
                      for p, shape, ref in zip(parts, self.shapes, like))
 
     def spread(self, values: np.ndarray) -> list[np.ndarray]:
-        """Per-unit values (M,) to per-element maps, one (shape) array per modality.
+        """Per-unit values (n_units,) to per-element maps, one (shape) array per modality.
 
         Each unit's value is divided evenly over its elements, so a modality's sum is its
         units' total.
@@ -332,10 +420,45 @@ def _column(target: torch.Tensor | None, i: int) -> int:
     return 0 if target is None else int(target[i])
 
 
+def _shapley_weights(m: int) -> list[float]:
+    """Shapley weight |S|!(M − |S| − 1)!/M! of a coalition S of the other players, by |S|."""
+    return [math.factorial(k) * math.factorial(m - k - 1) / math.factorial(m) for k in range(m)]
+
+
+def _members(coalition: int, m: int) -> list[bool]:
+    # bit k of the coalition set = modality k present
+    return [bool(coalition >> k & 1) for k in range(m)]
+
+
+def _split_budget(total: int, needs: np.ndarray, priority: np.ndarray) -> np.ndarray:
+    """Even evaluation counts per run, summing to at most ``total``: shares in proportion to
+    ``priority``, none above its run's ``need``, and what a capped run does not use shared
+    among the others in the same proportions (water-filling)."""
+    needs = needs.astype(np.int64)
+    if total >= needs.sum():
+        return needs
+    alloc = np.zeros(len(needs))
+    open_ = (needs > 0) & (priority > 0)
+    left = float(total)
+    while open_.any():
+        idx = np.flatnonzero(open_)
+        share = left * priority[idx] / priority[idx].sum()
+        full = share >= needs[idx]
+        if not full.any():
+            alloc[idx] = share
+            break
+        alloc[idx[full]] = needs[idx[full]]
+        left -= float(needs[idx[full]].sum())
+        open_[idx[full]] = False
+    # SHAP evaluates masks in pairs: an even budget is spent exactly
+    return (2 * np.floor(alloc / 2)).astype(np.int64)
+
+
 # -- shap_partition -------------------------------------------------------------------------------
 @_register(
     "shap_partition",
-    "Partition SHAP (Owen values) over image patches, tokens, features and audio windows jointly",
+    "Partition SHAP: Owen values over patches, tokens, features and audio windows, modalities as "
+    "unions (totals = exact modality Shapley values)",
     {"max_evals": 500, "patch_size": 8, "audio_window": 16, "seed": 0},
     complete=True,
 )
@@ -344,8 +467,28 @@ def _shap_partition(f: Callable[..., torch.Tensor], xs: tuple[torch.Tensor, ...]
                     ids: tuple[torch.Tensor, ...] | None, *, internal_batch_size: int | None,
                     max_evals: int, patch_size: int, audio_window: int, seed: int | None,
                     specs: Sequence[ModalitySpec] | None = None,
-                    ) -> tuple[tuple[torch.Tensor, ...], None]:
-    """Partition SHAP over a :class:`JointMasker`, one sample at a time.
+                    ) -> tuple[tuple[torch.Tensor, ...], None, dict[str, Any]]:
+    """Owen values of every unit, the modalities being a priori unions with a symmetric top level.
+
+    The game: for sample x with baseline b, coalition T of units is worth the target output
+    of the input whose units in T take x's values and all others b's (token ids stay the
+    sample's; their embeddings are masked). The units are grouped by modality, and inside a
+    modality by its tree (:class:`JointMasker`). For unit u of modality m, with M
+    modalities,
+
+        φ_u = Σ_{S ⊆ modalities ∖ {m}} |S|!(M − |S| − 1)!/M! · ψ_u(S),
+
+    where ψ_u(S) is SHAP's Partition value of u (``shap.PartitionExplainer``, Owen values
+    over modality m's binary tree) in the game over m's units with the modalities in S at
+    x and the others at b. This is the Owen value of u under the coalition structure
+    {modalities} (Shapley weights across modalities, Partition within one), so:
+
+    * each modality's total is Σ_S w_S (v(S ∪ m) − v(S)), its exact modality Shapley value
+      (what :func:`mmexplain.attribution.modality_shapley` gives with the same baselines),
+      for any budget and independent of the modality order;
+    * Σ_u φ_u = f(x) − f(b) exactly;
+    * for an additive model each unit gets its own effect; a modality with one unit gets
+      its weighted marginals (its modality Shapley value).
 
     Parameters
     ----------
@@ -360,10 +503,17 @@ def _shap_partition(f: Callable[..., torch.Tensor], xs: tuple[torch.Tensor, ...]
     internal_batch_size : int or None
         Masked samples per model call (default 64).
     max_evals : int
-        Model evaluations per sample. Exact Owen values need of order M² for M units
-        (162 for 13 units, 802 for 25, 1,450 for 40); with fewer, the credit of groups left
-        unsplit is spread over their units in proportion to size (values still sum to
-        f(x) − f(baseline)).
+        Model evaluations per sample, over all runs. A modality m with n_m > 1 units has
+        2^(M−1) Partition runs (M·2^(M−1) runs in all when every modality has several
+        units), each costing 2 for its end points v(S), v(S ∪ m), plus up to the E_m
+        evaluations its exact values need (of order n_m²: 10 for 4 units, 26 for 6, 170 for
+        16, 2,730 for 64); the one-unit modalities share the 2^M coalition values. Those
+        fixed costs are the least ``max_evals`` allowed. The rest is shared among the runs
+        in proportion to E_m times the run's Shapley weight, no run above its E_m, a capped
+        run's surplus going to the others (water-filling); so every run is exact once
+        ``max_evals`` covers them all (meta ``owen_exact``). A run with fewer evaluations
+        spreads the credit of the groups it leaves unsplit over their units in proportion
+        to size; modality totals and completeness stay exact.
     patch_size, audio_window : int
         Unit sizes, as for ``occlusion``.
     seed : int or None
@@ -374,50 +524,88 @@ def _shap_partition(f: Callable[..., torch.Tensor], xs: tuple[torch.Tensor, ...]
     Returns
     -------
     attributions : tuple of Tensor shaped like ``xs``
-        Each unit's SHAP value spread evenly over its elements.
+        Each unit's value spread evenly over its elements.
     delta : None
         Completeness is exact by construction; ``attribute()`` reports it.
+    meta : dict
+        ``n_evals``: model evaluations made per sample (list of N int); ``owen_exact``:
+        whether every run had the evaluations its exact values need.
+
+    Raises
+    ------
+    ConfigError
+        If ``max_evals`` is below the fixed costs above.
     """
     specs = _specs_of(f, specs)
-    check_positive_int("max_evals", max_evals, minimum=3)
-    masker = JointMasker(specs, [x.shape[1:] for x in xs], patch_size=patch_size, audio_window=audio_window)
-    rows = masker.rows(xs, bs)
+    check_positive_int("max_evals", max_evals)
+    n_mod = len(specs)
+    shapes = [x.shape[1:] for x in xs]
+    maskers = [JointMasker(specs, shapes, patch_size=patch_size, audio_window=audio_window, modality=m)
+               for m in range(n_mod)]
+    layout = maskers[0]
+    weights = _shapley_weights(n_mod)
+    # one Partition run per modality with several units and coalition of the other modalities
+    runs = [(m, c) for m in range(n_mod) if maskers[m].n_players > 1
+            for c in range(1 << n_mod) if not c >> m & 1]
+    singles = [m for m in range(n_mod) if maskers[m].n_players == 1]
+    fixed = 2 * len(runs) + ((1 << n_mod) if singles else 0)
+    if max_evals < fixed:
+        raise ConfigError(
+            f"max_evals={max_evals} is below the {fixed} model evaluations per sample that these "
+            f"{n_mod} modalities need at least ({len(runs)} Partition runs, 2 each"
+            + (f", plus {1 << n_mod} coalition values for the one-unit modalities" if singles else "")
+            + f"); pass max_evals >= {fixed}."
+        )
+    needs = np.array([_exact_evals(maskers[m].clustering) for m, _ in runs], dtype=np.int64)
+    priority = np.array([weights[c.bit_count()] for _, c in runs]) * needs
+    budgets = _split_budget(max_evals - fixed, needs, priority)
+
     chunk = internal_batch_size or 64
-    current = {"i": 0}
+    current = {"i": 0, "evals": 0}
 
     def model_fn(flat: np.ndarray) -> np.ndarray:
         outs = []
         for start in range(0, len(flat), chunk):
-            part = masker.split(flat[start:start + chunk], xs)
+            part = layout.split(flat[start:start + chunk], xs)
             k = len(part[0])
             with torch.no_grad():
                 out = f(*part, *_sample_ids(ids, current["i"], k))
             outs.append(out.reshape(k, -1).double().cpu().numpy())
+        current["evals"] += len(flat)
         return np.concatenate(outs)
 
+    explainers = {m: shap.PartitionExplainer(model_fn, maskers[m]) for m, _ in runs}
     n = len(xs[0])
-    values = np.zeros((n, masker.n_units))
-    if masker.n_units == 1:
-        # a one-player game: the player gets the whole difference (SHAP needs two players)
+    values = np.zeros((n, layout.n_units))
+    n_evals = []
+    with _numpy_seed(seed):
         for i in range(n):
-            current["i"] = i
-            masked = np.stack([masker(np.ones(1, bool), rows[i])[0], masker(np.zeros(1, bool), rows[i])[0]])
-            out = model_fn(masked)[:, _column(target, i)]
-            values[i, 0] = out[0] - out[1]
-    else:
-        explainer = shap.PartitionExplainer(model_fn, masker)
-        with _numpy_seed(seed):
-            for i in range(n):
-                current["i"] = i
-                col = _column(target, i)
+            current["i"], current["evals"] = i, 0
+            col = _column(target, i)
+            xi, bi = tuple(x[i:i + 1] for x in xs), tuple(b[i:i + 1] for b in bs)
+            if singles:
+                # every coalition's value once: a one-unit modality's value is its Shapley value
+                table = np.concatenate([layout.rows(xi, bi, _members(c, n_mod))[:, :layout.n_elements]
+                                        for c in range(1 << n_mod)])
+                v = model_fn(table)[:, col]
+                for m in singles:
+                    values[i, maskers[m].players[0]] = sum(
+                        weights[c.bit_count()] * (v[c | 1 << m] - v[c])
+                        for c in range(1 << n_mod) if not c >> m & 1
+                    )
+            for (m, c), budget in zip(runs, budgets):
+                # modality m's units are the players; S = c at the sample's values, the rest at b
+                row = layout.rows(xi, bi, _members(c | 1 << m, n_mod))
                 # explain only the target column: SHAP's budgeted recursion follows its changes
-                exp = explainer(rows[i:i + 1], max_evals=max_evals, outputs=np.array([col]),
-                                batch_size=chunk, silent=True)
-                values[i] = np.asarray(exp.values).reshape(masker.n_units, -1)[:, 0]
-    maps = [masker.spread(v) for v in values]
+                exp = explainers[m](row, max_evals=2 + int(budget), outputs=np.array([col]),
+                                    batch_size=chunk, silent=True)
+                start, stop = maskers[m].players
+                values[i, start:stop] += weights[c.bit_count()] * np.asarray(exp.values).reshape(stop - start, -1)[:, 0]
+            n_evals.append(current["evals"])
+    maps = [layout.spread(v) for v in values]
     attr = tuple(torch.from_numpy(np.stack([m[k] for m in maps])).to(x.device, x.dtype)
                  for k, x in enumerate(xs))
-    return attr, None
+    return attr, None, {"n_evals": n_evals, "owen_exact": bool(np.all(budgets >= needs))}
 
 
 # -- shap_gradient --------------------------------------------------------------------------------
