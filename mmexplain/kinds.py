@@ -167,6 +167,14 @@ class ModalityKind:
         ids = self.unit_ids(tuple(shape), **unit_options).to(unit_values.device)
         return unit_values[:, ids.flatten()].reshape(unit_values.shape[0], *shape)
 
+    def unit_grid(self, shape: tuple[int, ...], *, patch_size: int | tuple[int, int] | None = None
+                  ) -> tuple[int, int] | None:
+        """(rows, cols) of units laid out on a 2-D grid (image patches), or None for a sequence."""
+        if self.name != "image":
+            return None
+        ph, pw = _pair(patch_size) if patch_size is not None else (1, 1)
+        return math.ceil(shape[1] / ph), math.ceil(shape[2] / pw)
+
     def occlusion_window(self, shape: tuple[int, ...], *, patch_size: int, audio_window: int) -> tuple[int, ...]:
         """Captum ``sliding_window_shapes`` entry for one unit of this kind."""
         if self.name == "image":

@@ -42,7 +42,6 @@ from .methods import _register, feature_groups
 
 __all__ = ["JointMasker", "joint_clustering"]
 
-BACKGROUNDS = ("baseline+mean", "baseline", "mean")
 
 
 # -- the hierarchy --------------------------------------------------------------------------------
@@ -254,12 +253,14 @@ class JointMasker(shap.maskers.Masker):
         self.patch_size = check_positive_int("patch_size", patch_size)
         self.audio_window = check_positive_int("audio_window", audio_window)
         for s, shape in zip(self.specs, self.shapes):
-            if s.kind == "image" and len(shape) != 3:
-                raise ConfigError(f"shapes[{s.name!r}]={shape}: an image sample must be (C, H, W).")
-            if s.kind == "tokens" and len(shape) != 2:
-                raise ConfigError(
-                    f"shapes[{s.name!r}]={shape}: a token sample enters as embeddings (T, E)."
-                )
+            if s.kind_info.integer_ids:
+                if len(shape) != 2:
+                    raise ConfigError(f"shapes[{s.name!r}]={shape}: a token sample enters as embeddings (T, E).")
+                continue
+            try:
+                s.kind_info.check_sample_shape(shape, f"shapes[{s.name!r}]")
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         groups = feature_groups(self.specs, tuple(torch.empty(1, *s) for s in self.shapes),
                                 patch_size=patch_size, audio_window=audio_window)
         self.unit_of = torch.cat([g.flatten() for g in groups]).numpy().astype(np.int64)
@@ -270,8 +271,9 @@ class JointMasker(shap.maskers.Masker):
         self.unit_ranges = [(int(g.min()), int(g.max()) + 1) for g in groups]
         grids = {}
         for m, (s, shape) in enumerate(zip(self.specs, self.shapes)):
-            if s.kind == "image":
-                grids[m] = (-(-shape[1] // patch_size), -(-shape[2] // patch_size))
+            grid = s.kind_info.unit_grid(shape, patch_size=patch_size)
+            if grid is not None:
+                grids[m] = grid
         self.modality = self._modality_index(modality)
         if self.modality is None:
             self.players = (0, self.n_units)
@@ -344,13 +346,7 @@ class JointMasker(shap.maskers.Masker):
         names = []
         for s, shape, (start, stop) in zip(self.specs, self.shapes, self.unit_ranges):
             for u in range(stop - start):
-                if s.kind == "image":
-                    gw = -(-shape[2] // self.patch_size)
-                    names.append(f"{s.name}[patch {u // gw},{u % gw}]")
-                elif s.kind == "audio":
-                    names.append(f"{s.name}[window {u}]")
-                else:
-                    names.append(f"{s.name}[{u}]")
+                names.append(s.kind_info.unit_name(s.name, u, shape, patch_size=self.patch_size))
         return [names[self.players[0]:self.players[1]]]
 
     # -- layout helpers ---------------------------------------------------------------------------
@@ -460,7 +456,7 @@ def _split_budget(total: int, needs: np.ndarray, priority: np.ndarray) -> np.nda
     "Partition SHAP: Owen values over patches, tokens, features and audio windows, modalities as "
     "unions (totals = exact modality Shapley values)",
     {"max_evals": 500, "patch_size": 8, "audio_window": 16, "seed": 0},
-    complete=True,
+    complete=True, stochastic=True,
 )
 def _shap_partition(f: Callable[..., torch.Tensor], xs: tuple[torch.Tensor, ...],
                     bs: tuple[torch.Tensor, ...], target: torch.Tensor | None,
@@ -640,26 +636,19 @@ def _background(f: nn.Module, specs: Sequence[ModalitySpec], xs: tuple[torch.Ten
         dev = xs[0].device
         emb = f.embed({k: v.to(dev) for k, v in background.items()})
         return tuple(e.detach().to(x.dtype) for e, x in zip(emb, xs))
-    if background not in BACKGROUNDS:
+    if background is not None:
         raise ConfigError(
-            f"background={background!r} is not allowed; choose one of {list(BACKGROUNDS)} or pass a "
-            "dict of modality name -> tensor (K, ...) (token ids for token modalities)."
+            f"background={background!r} is not allowed; pass None (the reference) or a dict of modality name -> "
+            "tensor (K, ...) of K reference samples (token ids for token modalities)."
         )
-    out = []
-    for x, b in zip(xs, bs):
-        rows = []
-        if background in ("baseline+mean", "baseline"):
-            rows.append(b[i:i + 1])
-        if background in ("baseline+mean", "mean"):
-            rows.append(x.mean(0, keepdim=True))
-        out.append(torch.cat(rows).detach())
-    return tuple(out)
+    return tuple(b[i:i + 1].detach() for b in bs)
 
 
 @_register(
     "shap_gradient",
-    "SHAP GradientExplainer (expected gradients) against the baseline and the batch mean",
-    {"n_samples": 200, "background": "baseline+mean", "seed": 0},
+    "SHAP GradientExplainer (expected gradients) against the reference, or K background samples",
+    {"n_samples": 200, "background": None, "seed": 0},
+    gradient_path=True, stochastic=True,
 )
 def _shap_gradient(f: nn.Module, xs: tuple[torch.Tensor, ...], bs: tuple[torch.Tensor, ...],
                    target: torch.Tensor | None, ids: tuple[torch.Tensor, ...] | None, *,
@@ -680,9 +669,10 @@ def _shap_gradient(f: nn.Module, xs: tuple[torch.Tensor, ...], bs: tuple[torch.T
         Gradient batch size (default 50).
     n_samples : int
         Interpolation samples per explained sample.
-    background : {"baseline+mean", "baseline", "mean"} or dict of str -> Tensor (K, ...)
-        Reference rows: the sample's baseline and / or the batch mean, or explicit rows
-        per modality (token ids for token modalities, embedded here).
+    background : None or dict of str -> Tensor (K, ...)
+        None: the reference (one row, the default meaning of "absent" everywhere); or K
+        reference samples per modality (token ids for token modalities, embedded here), as
+        ``background=`` means for :func:`~mmexplain.attribution.modality_shapley`.
     seed : int or None
         Seeds SHAP's sampling (numpy's global RNG, restored afterwards).
 
