@@ -62,7 +62,7 @@ def main() -> None:
     metrics = ["mass_in_mask", "pointing_game", "evidence_rank", "reciprocal_rank"]
     value = table.pivot_table(index="method", columns="metric", values="value", sort=False)[metrics]
     chance = table.pivot_table(index="method", columns="metric", values="chance", sort=False)[metrics]
-    wide = value.join(chance, rsuffix="_chance")  # each metric beside its chance level (same samples)
+    wide = pd.concat([value, chance.add_suffix("_chance")], axis=1)  # each metric beside its chance level
     defined = table[table.metric == "mass_in_mask"].set_index("method")["n_defined"]
     wide.insert(2, "n_defined", defined)  # samples with any positive image attribution
     wide["seconds"] = pd.Series(seconds)

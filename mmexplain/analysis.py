@@ -1,7 +1,10 @@
 """Analyses the notebooks run, as tested library functions returning tidy tables.
 
 Each function takes a trained :class:`~mmexplain.training.Run` and sample indices of one
-split, so notebooks stay a sequence of calls and figures.
+split, so notebooks stay a sequence of calls and figures. "Absent" is always the model's
+stored reference (:func:`reference_table` says what it is in words). :func:`trust_panel`
+puts the quality checks of each method side by side; the explanation-quality report shows
+it over its samples and every decision-audit card (:mod:`mmexplain.audit`) for its own.
 """
 
 from __future__ import annotations
@@ -127,13 +130,14 @@ def explanation_figures(run: Run, idx: torch.Tensor, results: dict[str, Attribut
     for k in positions:
         i = int(idx[k])
         x = data.inputs([i])
+        valid = valid_masks(run, torch.tensor([i]), split=split)
         for name in methods or list(results):
             res = results[name]
             for spec in res.modalities:
                 ev = data.evidence_for(spec.name, [i])
                 tokens = (tok.convert_ids_to_tokens(x[spec.name][0].tolist())
                           if spec.kind_info.integer_ids and tok is not None else None)
-                vm = valid_masks(run, torch.tensor([i]), split=split).get(spec.name)
+                vm = valid.get(spec.name)
                 figs.append(modality_figure(
                     spec, x[spec.name][0], res.maps[spec.name][k], title=f"sample {i} — {name} — {spec.name}",
                     tokens=tokens, mask=None if ev is None or spec.kind_info.evidence != "mask" else ev[0],
@@ -629,6 +633,9 @@ def trust_panel(
         if (name, "deletion") not in curves:
             base = base if base is not None else baselines_for(run, x)
             curves[(name, "deletion")] = _curves(run, x, base, res, mode="deletion", steps=steps)
+        if any(len(c.auc) != n for c in curves[(name, "deletion")].values()):
+            raise ValueError(f"curves[({name!r}, 'deletion')] holds curves of another batch than idx ({n} samples); "
+                             "pass the curves of faithfulness_table(run, idx, results).")
         for m, c in curves[(name, "deletion")].items():
             faith += [{"method": name, "sample": k, "modality": m, "deletion_auc": float(c.auc[k]),
                        "random_auc": float(c.random_auc[k])} for k in range(n)]
