@@ -5,13 +5,15 @@ this explains N test samples (the model's predicted answer) with every registere
 prints, per method:
 
 * ``mass_in_mask``: the share of positive image attribution inside the shape's pixels,
-  against ``chance``, the shape's area fraction (a map that ignores the shape scores chance),
   averaged over the ``n_defined`` samples whose map has any positive image attribution;
-* ``pointing_game``: how often the most-attributed pixel lies on the shape;
+* ``pointing_game``: how often the most-attributed pixel lies on the shape (ties scored as
+  the expected hit);
 * ``evidence_rank``: the mean rank (1 = first) of the question's evidence word (the colour or
-  shape word the answer hinges on) among the question's tokens, and ``reciprocal_rank``;
+  shape word the answer hinges on) among the question's real tokens, and ``reciprocal_rank``;
 
-then the cascading-randomisation sanity check (Adebayo et al., 2018) for IG and Saliency.
+each beside its chance level (``<metric>_chance``: what a map carrying no information scores
+on the same samples, :func:`mmexplain.metrics.chance_level`), then the cascading-randomisation
+sanity check (Adebayo et al., 2018) for IG and Saliency, per modality.
 
 Usage::
 
@@ -57,14 +59,15 @@ def main() -> None:
         seconds[m] = time.perf_counter() - start
         tables.append(A.localisation_table(run, idx, results))
     table = pd.concat(tables, ignore_index=True)
-    wide = table.pivot_table(index="method", columns="metric", values="value", sort=False)
-    chance = table[table.metric == "mass_in_mask"].set_index("method")["chance"]
-    wide.insert(1, "chance", chance)
+    metrics = ["mass_in_mask", "pointing_game", "evidence_rank", "reciprocal_rank"]
+    value = table.pivot_table(index="method", columns="metric", values="value", sort=False)[metrics]
+    chance = table.pivot_table(index="method", columns="metric", values="chance", sort=False)[metrics]
+    wide = pd.concat([value, chance.add_suffix("_chance")], axis=1)  # each metric beside its chance level
     defined = table[table.metric == "mass_in_mask"].set_index("method")["n_defined"]
     wide.insert(2, "n_defined", defined)  # samples with any positive image attribution
     wide["seconds"] = pd.Series(seconds)
-    print(wide[["mass_in_mask", "chance", "n_defined", "pointing_game", "evidence_rank", "reciprocal_rank",
-                "seconds"]].round(3).to_string())
+    order = [c for m in metrics for c in (m, f"{m}_chance")]
+    print(wide[[order[0], order[1], "n_defined", *order[2:], "seconds"]].round(3).to_string())
     sanity_idx = idx[: args.sanity_n]
     print("\nsanity (cascading randomisation; passes when the final rank correlation is low):")
     print(A.sanity_table(run, sanity_idx, ("ig", "saliency")).round(3).to_string(index=False))

@@ -1,14 +1,20 @@
 """Analyses the notebooks run, as tested library functions returning tidy tables.
 
 Each function takes a trained :class:`~mmexplain.training.Run` and sample indices of one
-split, so notebooks stay a sequence of calls and figures.
+split, so notebooks stay a sequence of calls and figures. "Absent" is always the model's
+stored reference (:func:`reference_table` says what it is in words). :func:`trust_panel`
+puts the quality checks of each method side by side; the explanation-quality report shows
+it over its samples and every decision-audit card (:mod:`mmexplain.audit`) for its own.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -21,15 +27,17 @@ from .attribution import (
 )
 from .attribution.emap import emap
 from .metrics import (
+    PerturbationCurve,
     agreement_matrix,
     cascading_randomisation,
+    chance_level,
     evidence_rank,
-    mask_area_fraction,
     mass_in_mask,
     missing_modality,
     noise_robustness,
     perturbation_curves,
     pointing_game,
+    rank_agreement,
 )
 from .reference import resolve_baselines
 from .training import Run, predict
@@ -64,6 +72,77 @@ def predictions(run: Run, idx: torch.Tensor, *, split: str = "test") -> pd.DataF
 def baselines_for(run: Run, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The model's reference inputs for ``inputs`` (what "absent" means for every analysis)."""
     return resolve_baselines(run.model, run.model.modality_specs, inputs)[0]
+
+
+def reference_table(run: Run) -> pd.DataFrame:
+    """What "absent" means for every explanation of this model, in words, per modality.
+
+    The model's stored reference (``run.model.reference``, fitted from training data when
+    the model was trained): every baseline-relative method, modality Shapley value,
+    faithfulness curve and "prediction without" replaces an absent modality by it.
+    """
+    words = run.model.reference.describe()
+    return pd.DataFrame({"modality": list(words), "absent": list(words.values())})
+
+
+def modality_figure(spec: Any, x: torch.Tensor, attribution: torch.Tensor, *, title: str,
+                    tokens: Sequence[str] | None = None, mask: torch.Tensor | None = None,
+                    valid: torch.Tensor | None = None) -> Any:
+    """One sample's map of one modality as a figure, drawn as its kind declares.
+
+    Parameters
+    ----------
+    spec : ModalitySpec
+    x : Tensor
+        The sample's input (without the batch dimension).
+    attribution : Tensor
+        Its map (tokens: (T,)).
+    tokens : list of str, optional
+        Token strings (id modalities); default the ids themselves.
+    mask : Tensor, optional
+        Ground-truth evidence outlined on an image.
+    valid : Tensor of shape (T,), optional
+        Real tokens (default: not the pad id).
+    """
+    from . import viz
+
+    kind = spec.kind_info
+    if kind.integer_ids:
+        words = list(tokens) if tokens is not None else [str(int(t)) for t in x.flatten()]
+        return viz.token_attribution(words, attribution, valid=x != spec.pad_id if valid is None else valid,
+                                     title=title)
+    if kind.evidence == "mask":  # spatial maps
+        return viz.image_attribution(x, attribution, title=title, mask=mask)
+    if kind.patched:  # waveforms
+        return viz.audio_attribution(x, attribution, title=title)
+    a = attribution.flatten()
+    return viz.tabular_attribution([f"{spec.name}[{j}]" for j in range(len(a))], a, title=title)
+
+
+def explanation_figures(run: Run, idx: torch.Tensor, results: dict[str, AttributionResult], *,
+                        positions: Sequence[int] = (0,), methods: Sequence[str] | None = None,
+                        split: str = "test") -> list:
+    """Figures of the maps of the samples at ``positions`` of ``idx``: per sample, method
+    (default all in ``results``) and modality, with evidence outlined where the data has it."""
+    data = run.splits[split]
+    tok = run.tokenizer
+    figs = []
+    for k in positions:
+        i = int(idx[k])
+        x = data.inputs([i])
+        valid = valid_masks(run, torch.tensor([i]), split=split)
+        for name in methods or list(results):
+            res = results[name]
+            for spec in res.modalities:
+                ev = data.evidence_for(spec.name, [i])
+                tokens = (tok.convert_ids_to_tokens(x[spec.name][0].tolist())
+                          if spec.kind_info.integer_ids and tok is not None else None)
+                vm = valid.get(spec.name)
+                figs.append(modality_figure(
+                    spec, x[spec.name][0], res.maps[spec.name][k], title=f"sample {i} — {name} — {spec.name}",
+                    tokens=tokens, mask=None if ev is None or spec.kind_info.evidence != "mask" else ev[0],
+                    valid=None if vm is None else vm[0]))
+    return figs
 
 
 def invalid_methods(run: Run, methods: Sequence[str]) -> dict[str, str]:
@@ -150,16 +229,47 @@ def intershap(model: Any, inputs: dict[str, torch.Tensor]) -> dict[str, Any]:
             "interaction_distribution": dist, "intershap": sv}
 
 
-def localisation_table(run: Run, idx: torch.Tensor, results: dict[str, AttributionResult], *,
-                       split: str = "test") -> pd.DataFrame:
-    """Attribution against ground-truth evidence, per method and modality.
+def valid_masks(run: Run, idx: torch.Tensor, *, split: str = "test") -> dict[str, torch.Tensor]:
+    """Per id modality (tokens), which positions of the samples are real tokens, (N, T) bool.
 
-    Image-like modalities: mass inside the mask vs the mask's area fraction (chance), and
-    the pointing game. Tokens: rank (1 = best) and reciprocal rank of the evidence token.
-    ``value`` averages the samples where the metric is defined; ``n_defined`` counts them
-    (mass in mask is undefined for a map with no positive mass).
+    The dataset's own record (``meta["valid_tokens"]``: no padding, no special tokens) where
+    it has one, else the positions that differ from the modality's pad id. Padding is never
+    compared (agreement, sanity) nor ranked (evidence rank): every method gives it nothing,
+    which would make any two methods look alike.
     """
     data = run.splits[split]
+    x = data.inputs(idx)
+    out = {}
+    for spec in run.model.modality_specs:
+        if not spec.kind_info.integer_ids:
+            continue
+        stored = data.meta.get("valid_tokens", {}).get(spec.name)
+        out[spec.name] = (stored[data.rows[spec.name][idx]] if stored is not None
+                          else x[spec.name] != spec.pad_id).bool()
+    return out
+
+
+def localisation_table(run: Run, idx: torch.Tensor, results: dict[str, AttributionResult], *,
+                       split: str = "test") -> pd.DataFrame:
+    """Attribution against ground-truth evidence, per method, modality and metric, with chance.
+
+    Evidence masks (images): ``mass_in_mask`` and ``pointing_game``. Evidence tokens:
+    ``evidence_rank`` (1 = best) and ``reciprocal_rank``, over the real tokens only
+    (:func:`valid_masks`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (method, modality, metric). ``value`` averages the samples where the
+        metric is defined, ``n_defined`` counts them (mass in mask is undefined for a map
+        with no positive mass); ``chance`` is the metric's expected value for a map that
+        carries no information (:func:`mmexplain.metrics.chance_level`), averaged over the
+        same samples; ``vs_chance`` is ``value − chance``; ``better`` says which direction
+        is better (``"lower"`` for the rank, ``"higher"`` otherwise), so a method localises
+        only where ``vs_chance`` points that way.
+    """
+    data = run.splits[split]
+    valid = valid_masks(run, idx, split=split)
     rows = []
     for name, res in results.items():
         for spec in res.modalities:
@@ -167,68 +277,408 @@ def localisation_table(run: Run, idx: torch.Tensor, results: dict[str, Attributi
             if ev is None:
                 continue
             a = res.maps[spec.name]
+            metrics: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
             if spec.kind_info.evidence == "tokens":
-                valid = data.meta.get("valid_tokens", {}).get(spec.name)
-                valid = valid[data.rows[spec.name][idx]] if valid is not None else None
-                r = evidence_rank(a, ev, valid)
-                rows.append({"method": name, "modality": spec.name, "metric": "evidence_rank",
-                             **_nanmean(r.rank), "chance": None})
-                rows.append({"method": name, "modality": spec.name, "metric": "reciprocal_rank",
-                             **_nanmean(r.reciprocal_rank), "chance": None})
+                vm = valid.get(spec.name)
+                r = evidence_rank(a, ev, vm)
+                metrics["evidence_rank"] = (r.rank, chance_level("evidence_rank", ev, vm))
+                metrics["reciprocal_rank"] = (r.reciprocal_rank, chance_level("reciprocal_rank", ev, vm))
             elif spec.kind_info.evidence == "mask":
                 a2 = a if res.signed else a.abs()
-                rows.append({"method": name, "modality": spec.name, "metric": "mass_in_mask",
-                             **_nanmean(mass_in_mask(a2, ev)), "chance": float(mask_area_fraction(ev).mean())})
-                rows.append({"method": name, "modality": spec.name, "metric": "pointing_game",
-                             **_nanmean(pointing_game(a2, ev)), "chance": float(mask_area_fraction(ev).mean())})
-    return pd.DataFrame(rows)
+                metrics["mass_in_mask"] = (mass_in_mask(a2, ev), chance_level("mass_in_mask", ev))
+                metrics["pointing_game"] = (pointing_game(a2, ev), chance_level("pointing_game", ev))
+            for metric, (values, chance) in metrics.items():
+                rows.append({"method": name, "modality": spec.name, "metric": metric,
+                             **_against_chance(values, chance),
+                             "better": "lower" if metric == "evidence_rank" else "higher"})
+    return pd.DataFrame(rows, columns=["method", "modality", "metric", "value", "n_defined", "chance", "vs_chance",
+                                       "better"])
 
 
-def _nanmean(values: torch.Tensor) -> dict[str, float | int]:
+def _against_chance(values: torch.Tensor, chance: torch.Tensor) -> dict[str, float | int]:
     # A metric is undefined for some samples (e.g. no positive attribution mass at all):
-    # average over the rest and say how many that was.
-    v = values.double()
-    defined = ~torch.isnan(v)
-    return {"value": float(v[defined].mean()) if defined.any() else float("nan"), "n_defined": int(defined.sum())}
+    # average it, and its chance level, over the rest and say how many that was.
+    v, c = values.double(), chance.double()
+    defined = ~torch.isnan(v) & ~torch.isnan(c)
+    value = float(v[defined].mean()) if defined.any() else float("nan")
+    level = float(c[defined].mean()) if defined.any() else float("nan")
+    return {"value": value, "n_defined": int(defined.sum()), "chance": level, "vs_chance": value - level}
+
+
+def _curves(run: Run, x: dict[str, torch.Tensor], base: dict[str, torch.Tensor], res: AttributionResult, *,
+            mode: str, steps: int) -> dict[str, PerturbationCurve]:
+    """The deletion / insertion curves of one result: the one place both the faithfulness
+    table and the trust panel get them from."""
+    return perturbation_curves(run.model, x, res.maps, res.modalities, target=res.target, mode=mode,
+                               baselines=base, steps=steps)
 
 
 def faithfulness_table(run: Run, idx: torch.Tensor, results: dict[str, AttributionResult], *,
                        split: str = "test", steps: int = 10) -> tuple[pd.DataFrame, dict]:
-    """Deletion / insertion AUC per method and modality, against a random order."""
-    data = run.splits[split]
-    x = data.inputs(idx)
+    """Deletion / insertion AUC per method and modality, against a random order.
+
+    Units are deleted to (inserted from) the model's reference (``run.model.reference``).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns ``method``, ``mode``, ``modality``, ``auc``, ``random_auc`` (means over
+        the samples). Deletion: lower than random is faithful; insertion: higher.
+    curves : dict of (method, mode) -> dict of modality -> PerturbationCurve
+        Pass it to :func:`trust_panel` so the panel shows these same numbers.
+    """
+    x = run.splits[split].inputs(idx)
     base = baselines_for(run, x)
     rows, curves = [], {}
     for name, res in results.items():
         for mode in ("deletion", "insertion"):
-            c = perturbation_curves(run.model, x, res.maps, res.modalities, res.target, mode=mode,
-                                    baselines=base, steps=steps)
+            c = _curves(run, x, base, res, mode=mode, steps=steps)
             curves[(name, mode)] = c
             for m, pc in c.items():
                 rows.append({"method": name, "mode": mode, "modality": m, "auc": float(pc.mean_auc),
                              "random_auc": float(pc.mean_random_auc)})
-    return pd.DataFrame(rows), curves
+    return pd.DataFrame(rows, columns=["method", "mode", "modality", "auc", "random_auc"]), curves
+
+
+#: The ``modality`` of a method's overall verdict row in :func:`sanity_table`.
+OVERALL = "overall"
 
 
 def sanity_table(run: Run, idx: torch.Tensor, methods: Sequence[str] = ("ig", "saliency"), *,
                  split: str = "test", max_steps: int = 4) -> pd.DataFrame:
-    """Cascading model-parameter randomisation (Adebayo et al.) per method."""
+    """Cascading model-parameter randomisation (Adebayo et al.) per method and modality.
+
+    Padding tokens are not compared (:func:`valid_masks`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per method, one row per modality (``final_correlation``: the rank correlation with
+        the original maps once every layer is randomised, averaged over samples; ``passed``:
+        its absolute value is below the threshold), then one row with ``modality`` equal to
+        :data:`OVERALL`: the method's verdict, passed only if every modality passed
+        (``final_correlation`` there is the mean over modalities, for information).
+        Columns ``method``, ``modality``, ``final_correlation``, ``passed``.
+    """
     data = run.splits[split]
     x = data.inputs(idx)
     y = data.target(idx)
+    vm = valid_masks(run, idx, split=split)
     rows = []
     for m in methods:
         def explain_fn(model, inputs, target, m=m):
             return attribute(model, inputs, method=m, target=target, modalities=run.model.modality_specs).maps
 
-        r = cascading_randomisation(run.model, explain_fn, x, y, max_steps=max_steps)
-        rows.append({"method": m, "final_correlation": float(r.final_mean), "passed": bool(r.passed)})
-    return pd.DataFrame(rows)
+        r = cascading_randomisation(run.model, explain_fn, x, y, max_steps=max_steps, valid_masks=vm)
+        for mod, corr in r.final_by_modality.items():
+            rows.append({"method": m, "modality": mod, "final_correlation": float(corr),
+                         "passed": bool(r.passed_by_modality[mod])})
+        rows.append({"method": m, "modality": OVERALL, "final_correlation": float(r.final_mean),
+                     "passed": bool(r.passed)})
+    return pd.DataFrame(rows, columns=["method", "modality", "final_correlation", "passed"])
 
 
-def agreement_table(results: dict[str, AttributionResult]) -> pd.DataFrame:
-    """Rank correlation of per-sample maps between every pair of methods."""
-    return agreement_matrix({k: v.maps for k, v in results.items()}, absolute=True)
+def agreement_table(results: dict[str, AttributionResult], *,
+                    valid_masks: dict[str, torch.Tensor] | None = None) -> pd.DataFrame:
+    """Rank correlation of per-sample |maps| between every pair of methods.
+
+    ``valid_masks`` (e.g. :func:`valid_masks`) restricts token maps to real tokens.
+    """
+    return agreement_matrix({k: v.maps for k, v in results.items()}, absolute=True, valid_masks=valid_masks)
+
+
+# ------------------------------------------------------------------------------ trust panel
+
+
+@dataclass
+class TrustPanel:
+    """How far to trust each method's explanations of a set of decisions, check by check.
+
+    Built by :func:`trust_panel`; the explanation-quality report shows :meth:`table` over
+    all samples and every decision-audit card the same table for its own sample, so the
+    numbers a reader compares come from one computation.
+
+    Attributes
+    ----------
+    per_sample : pandas.DataFrame
+        One row per (method, sample): ``method``, ``sample`` (position in ``index``),
+        ``index`` (dataset index), ``relative_completeness_error`` (NaN where the method
+        does not promise completeness), ``hit_step_cap`` (IG; NA for methods without a step
+        cap), ``agreement`` (mean rank correlation of |map| with every other method over
+        the modalities; NaN with one method).
+    faithfulness : pandas.DataFrame
+        One row per (method, sample, modality): ``deletion_auc`` of the sample's deletion
+        curve and ``random_auc`` of its random-order reference.
+    methods : pandas.DataFrame
+        One row per method, sample-independent: ``method``, ``promises_completeness``,
+        ``has_step_cap``, ``rules_hold``, ``rules`` (why not, or ""), ``left_out`` (not
+        explained because its rules do not hold), ``sanity_passed`` (NA: not run),
+        ``sanity_failed`` (modalities that failed), ``flags`` (the result's flags).
+    sanity : pandas.DataFrame
+        The :func:`sanity_table` the verdicts come from (empty when not run).
+    index : list of int
+        The dataset indices of the samples.
+    """
+
+    per_sample: pd.DataFrame
+    faithfulness: pd.DataFrame
+    methods: pd.DataFrame
+    sanity: pd.DataFrame
+    index: list[int]
+
+    def to_frame(self, sample: int | None = None) -> pd.DataFrame:
+        """Numbers, one row per method: for ``sample`` (its position), or over all samples.
+
+        Over all samples: the largest relative completeness error, the number of samples
+        that hit the IG step cap, the deletion / random AUC averaged over samples and
+        modalities (the mean of :func:`faithfulness_table`'s deletion rows), the modalities
+        whose mean deletion AUC is not below random, and the mean agreement over samples.
+        ``faithful`` is ``deletion_auc < random_auc``.
+        """
+        ps, fa = self.per_sample, self.faithfulness
+        if sample is not None:
+            if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) \
+                    or not 0 <= int(sample) < len(self.index):
+                raise ValueError(f"sample must be a position 0..{len(self.index) - 1} of the panel's samples "
+                                 f"(index {self.index}); got {sample!r}.")
+            ps, fa = ps[ps["sample"] == int(sample)], fa[fa["sample"] == int(sample)]
+        rows = []
+        for _, meta in self.methods.iterrows():
+            g, f = ps[ps["method"] == meta["method"]], fa[fa["method"] == meta["method"]]
+            by_mod = f.groupby("modality", sort=False)[["deletion_auc", "random_auc"]].mean()
+            dele, rnd = (float(by_mod["deletion_auc"].mean()), float(by_mod["random_auc"].mean())) if len(by_mod) \
+                else (float("nan"), float("nan"))
+            rows.append({
+                "method": meta["method"], "n_samples": len(g),
+                "promises_completeness": meta["promises_completeness"],
+                "relative_completeness_error": _nanmax(g["relative_completeness_error"]),
+                "step_cap_hits": int(g["hit_step_cap"].astype(bool).sum()) if meta["has_step_cap"] else pd.NA,
+                "deletion_auc": dele, "random_auc": rnd,
+                "faithful": bool(dele < rnd) if np.isfinite(dele) and np.isfinite(rnd) else pd.NA,
+                "unfaithful_modalities": [str(m) for m, r in by_mod.iterrows()
+                                          if not r["deletion_auc"] < r["random_auc"]],
+                "agreement": _nanmean_series(g["agreement"]),
+                **{k: meta[k] for k in ("rules_hold", "rules", "left_out", "sanity_passed", "sanity_failed",
+                                        "flags")},
+            })
+        return pd.DataFrame(rows, columns=_FRAME_COLUMNS)
+
+    def table(self, sample: int | None = None) -> pd.DataFrame:
+        """The panel in words, one row per method (for notebooks and audit cards).
+
+        Columns ``method``, ``completeness``, ``IG step cap``, ``sanity (model)``,
+        ``deletion AUC vs random``, ``agreement``, ``rules``.
+        """
+        frame = self.to_frame(sample)
+        one = sample is not None
+        rows = []
+        for _, r in frame.iterrows():
+            if r["left_out"]:
+                rows.append({"method": r["method"], "completeness": "—", "IG step cap": "—",
+                             "sanity (model)": "—", "deletion AUC vs random": "—", "agreement": "—",
+                             "rules": f"left out: {r['rules']}"})
+                continue
+            rows.append({
+                "method": r["method"],
+                "completeness": _completeness_words(r, one),
+                "IG step cap": _step_cap_words(r, one),
+                "sanity (model)": _sanity_words(r),
+                "deletion AUC vs random": _faithfulness_words(r),
+                "agreement": f"{r['agreement']:.2f}" if np.isfinite(r["agreement"]) else "n/a",
+                "rules": "hold" if r["rules_hold"] else r["rules"],
+            })
+        return pd.DataFrame(rows, columns=["method", "completeness", "IG step cap", "sanity (model)",
+                                           "deletion AUC vs random", "agreement", "rules"])
+
+    def summary(self, sample: int | None = None) -> dict[str, dict[str, Any]]:
+        """JSON-safe numbers per method (:meth:`to_frame`; NaN and NA become None)."""
+        out = {}
+        for rec in self.to_frame(sample).to_dict("records"):
+            name = rec.pop("method")
+            out[name] = {k: _json_safe(v) for k, v in rec.items()}
+        return out
+
+    def html(self, sample: int | None = None) -> str:
+        """:meth:`table` as an HTML table, every string escaped."""
+        return self.table(sample).to_html(index=False, escape=True, border=0, classes="trust-panel")
+
+
+_FRAME_COLUMNS = ["method", "n_samples", "promises_completeness", "relative_completeness_error", "step_cap_hits",
+                  "deletion_auc", "random_auc", "faithful", "unfaithful_modalities", "agreement", "rules_hold",
+                  "rules", "left_out", "sanity_passed", "sanity_failed", "flags"]
+
+
+def _nanmax(s: pd.Series) -> float:
+    v = s.astype(float).to_numpy()
+    return float(np.nanmax(v)) if np.isfinite(v).any() else float("nan")
+
+
+def _nanmean_series(s: pd.Series) -> float:
+    v = s.astype(float).to_numpy()
+    return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+
+def _json_safe(v: Any) -> Any:
+    if v is pd.NA or v is None:
+        return None
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if np.isfinite(v) else None
+    return v
+
+
+def _completeness_words(r: pd.Series, one: bool) -> str:
+    if not r["promises_completeness"]:
+        return "not promised"
+    err = r["relative_completeness_error"]
+    if not np.isfinite(err):
+        return "unknown"
+    return f"{100 * err:.2g}% of |f(x) − f(ref)|" + ("" if one else " (max)")
+
+
+def _step_cap_words(r: pd.Series, one: bool) -> str:
+    hits = r["step_cap_hits"]
+    if hits is pd.NA or hits is None:
+        return "—"
+    if one:
+        return "hit the cap unconverged" if hits else "converged"
+    return f"{hits} of {r['n_samples']} samples hit the cap" if hits else "all converged"
+
+
+def _sanity_words(r: pd.Series) -> str:
+    ok = r["sanity_passed"]
+    if ok is pd.NA or ok is None:
+        return "not run"
+    return "passed" if ok else f"failed on {', '.join(r['sanity_failed']) or 'the overall verdict'}"
+
+
+def _faithfulness_words(r: pd.Series) -> str:
+    d, rnd = r["deletion_auc"], r["random_auc"]
+    if not (np.isfinite(d) and np.isfinite(rnd)):
+        return "—"
+    worse = r["unfaithful_modalities"]
+    verdict = "better than random" if d < rnd else "no better than random"
+    if worse and d < rnd:
+        verdict += f"; not on {', '.join(worse)}"
+    elif worse:
+        verdict += f" ({', '.join(worse)})"
+    return f"{d:.3f} vs {rnd:.3f}: {verdict}"
+
+
+def trust_panel(
+    run: Run,
+    idx: torch.Tensor,
+    results: dict[str, AttributionResult],
+    *,
+    split: str = "test",
+    methods: Sequence[str] | None = None,
+    sanity: pd.DataFrame | None = None,
+    curves: dict | None = None,
+    steps: int = 10,
+) -> TrustPanel:
+    """The checks behind each method's explanations of the samples ``idx``, in one panel.
+
+    Per method: its completeness (the largest relative completeness error, or "not
+    promised"), how many samples hit IG's step cap unconverged, the randomisation sanity
+    verdict with the failing modality, faithfulness (deletion AUC against the random
+    order's), agreement with the other methods (mean rank correlation of |map|), and
+    whether the method's rules hold for this model. The same panel gives one row per
+    method for any single sample (:meth:`TrustPanel.table` with ``sample=``), which is
+    what a decision-audit card shows.
+
+    Parameters
+    ----------
+    run : Run
+    idx : LongTensor of shape (N,)
+        The samples of ``split`` that ``results`` explain, in their order.
+    results : dict of str -> AttributionResult
+        From :func:`explain` on ``idx``.
+    methods : sequence of str, optional
+        The methods asked for; those missing from ``results`` because their rules do not
+        hold for the model (:func:`invalid_methods`) get a "left out" row.
+    sanity : pandas.DataFrame, optional
+        A :func:`sanity_table` (model-level: it may come from other samples). Methods not in
+        it show "not run".
+    curves : dict, optional
+        The curves of :func:`faithfulness_table` on the same ``idx`` and ``results``;
+        computed here (deletion, ``steps`` steps) for the methods they lack.
+    steps : int, default=10
+
+    Returns
+    -------
+    TrustPanel
+    """
+    x = run.splits[split].inputs(idx)
+    n = len(idx)
+    base = None
+    vm = valid_masks(run, idx, split=split)
+    curves = dict(curves or {})
+    names = list(results)
+    # agreement: each pair's per-sample correlation, per shared modality, computed once
+    corr: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            for m in (m for m in results[a].maps if m in results[b].maps):
+                r = rank_agreement(results[a].maps[m], results[b].maps[m], absolute=True,
+                                   valid_mask=vm.get(m)).numpy()
+                corr[a].append(r)
+                corr[b].append(r)
+    rows, faith = [], []
+    for name, res in results.items():
+        if (name, "deletion") not in curves:
+            base = base if base is not None else baselines_for(run, x)
+            curves[(name, "deletion")] = _curves(run, x, base, res, mode="deletion", steps=steps)
+        if any(len(c.auc) != n for c in curves[(name, "deletion")].values()):
+            raise ValueError(f"curves[({name!r}, 'deletion')] holds curves of another batch than idx ({n} samples); "
+                             "pass the curves of faithfulness_table(run, idx, results).")
+        for m, c in curves[(name, "deletion")].items():
+            faith += [{"method": name, "sample": k, "modality": m, "deletion_auc": float(c.auc[k]),
+                       "random_auc": float(c.random_auc[k])} for k in range(n)]
+        rel = res.relative_completeness_error
+        caps = res.meta.get("hit_step_cap")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: undefined, on purpose
+            agree = np.nanmean(np.stack(corr[name]), axis=0) if corr[name] else np.full(n, np.nan)
+        rows += [{
+            "method": name, "sample": k, "index": int(idx[k]),
+            "relative_completeness_error": float(rel[k]) if rel is not None else float("nan"),
+            "hit_step_cap": bool(caps[k]) if caps is not None else pd.NA,
+            "agreement": float(agree[k]),
+        } for k in range(n)]
+    if sanity is None:
+        sanity = pd.DataFrame(columns=["method", "modality", "final_correlation", "passed"])
+    left_out = {m: why for m, why in invalid_methods(run, [m for m in methods or () if m not in results]).items()}
+    meta_rows = []
+    for name in [*names, *left_out]:
+        res = results.get(name)
+        why = left_out.get(name) or (METHODS.get(name).why_not(run.model) if name in METHODS else None)
+        s = sanity[sanity["method"] == name]
+        overall = s[s["modality"] == OVERALL]
+        meta_rows.append({
+            "method": name,
+            "promises_completeness": bool(res is not None and res.completeness_error is not None),
+            "has_step_cap": bool(res is not None and res.meta.get("hit_step_cap") is not None),
+            "rules_hold": why is None,
+            "rules": why or "",
+            "left_out": name in left_out,
+            "sanity_passed": bool(overall["passed"].iloc[0]) if len(overall) else pd.NA,
+            "sanity_failed": [str(m) for m, ok in zip(s["modality"], s["passed"]) if m != OVERALL and not ok],
+            "flags": "; ".join(res.flags) if res is not None else "",
+        })
+    return TrustPanel(
+        per_sample=pd.DataFrame(rows, columns=["method", "sample", "index", "relative_completeness_error",
+                                               "hit_step_cap", "agreement"]),
+        faithfulness=pd.DataFrame(faith, columns=["method", "sample", "modality", "deletion_auc", "random_auc"]),
+        methods=pd.DataFrame(meta_rows, columns=["method", "promises_completeness", "has_step_cap", "rules_hold",
+                                                 "rules", "left_out", "sanity_passed", "sanity_failed", "flags"]),
+        sanity=sanity,
+        index=[int(i) for i in idx],
+    )
 
 
 def robustness_tables(run: Run, idx: torch.Tensor, *, split: str = "test",

@@ -1,8 +1,10 @@
 """Decision audit: one card per decision for a reviewer.
 
 A card holds the inputs, prediction and probability, the true label, every method's
-attribution, each modality's Shapley share, the prediction with each modality removed,
-and quality flags (methods disagree, low faithfulness, sanity failure).
+attribution, each modality's Shapley share, the prediction with each modality at the
+model's reference ("absent", in words on the card), and beside them a trust panel for
+this decision (:func:`mmexplain.analysis.trust_panel`, the same numbers the
+explanation-quality report aggregates) with the quality flags it raises.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .analysis import baselines_for, explain
+from .analysis import TrustPanel, baselines_for, explain, modality_figure, trust_panel, valid_masks
 from .attribution import AttributionResult, modality_shapley
 from .exceptions import ConfigError
-from .kinds import KINDS
-from .metrics import agreement_matrix, perturbation_curves
+from .modality import ModalitySpec
 from .training import Run, predict
 
 
@@ -49,7 +50,23 @@ def choose_audit_samples(
 
 @dataclass
 class DecisionCard:
-    """Everything a reviewer needs about one decision."""
+    """Everything a reviewer needs about one decision.
+
+    Attributes
+    ----------
+    attributions : dict of str -> AttributionResult
+        Each method's result for this sample alone (``res.one(k)`` of the batch's).
+    shapley_shares : dict of str -> float
+        Modality Shapley shares (MM-SHAP rule) of the predicted logit.
+    removed : dict of str -> (str, float)
+        The prediction and its probability with each modality at its reference.
+    reference : dict of str -> str
+        What "absent" means per modality, in words.
+    trust : TrustPanel
+        The panel of the audited batch; :meth:`trust_table` is this sample's row per method.
+    position : int
+        This sample's position in ``trust``.
+    """
 
     index: int
     inputs: dict[str, torch.Tensor]
@@ -63,14 +80,26 @@ class DecisionCard:
     flags: list[str] = field(default_factory=list)
     tokens: dict[str, list[str]] = field(default_factory=dict)
     evidence: dict[str, torch.Tensor] = field(default_factory=dict)
-    kinds: dict[str, str] = field(default_factory=dict)
     valid_tokens: dict[str, torch.Tensor] = field(default_factory=dict)
+    modalities: list[ModalitySpec] = field(default_factory=list)
+    reference: dict[str, str] = field(default_factory=dict)
+    trust: TrustPanel | None = None
+    position: int = 0
+
+    def trust_table(self) -> pd.DataFrame:
+        """This decision's trust panel in words, one row per method (empty without a panel)."""
+        return self.trust.table(self.position) if self.trust is not None else pd.DataFrame()
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe summary for the report's results file."""
         return {"index": self.index, "predicted": self.predicted, "probability": round(self.probability, 4),
                 "true": self.true, "correct": self.predicted == self.true, "texts": self.texts,
-                "shapley_shares": self.shapley_shares, "removed": {k: list(v) for k, v in self.removed.items()},
+                "shapley_shares": self.shapley_shares,
+                "method_shares": {name: {m: _num(res.shares()[0, j]) for j, m in enumerate(res.modality_names)}
+                                  for name, res in self.attributions.items()},
+                "removed": {k: list(v) for k, v in self.removed.items()},
+                "reference": self.reference,
+                "trust": self.trust.summary(self.position) if self.trust is not None else {},
                 "flags": self.flags}
 
     def header_html(self) -> str:
@@ -78,15 +107,30 @@ class DecisionCard:
         e = html.escape
         verdict = "correct" if self.predicted == self.true else "WRONG"
         texts = "".join(f"<p><b>{e(k)}</b>: {e(v)}</p>" for k, v in self.texts.items())
-        flags = ", ".join(e(f) for f in self.flags) or "none"
+        flags = "".join(f"<li>{e(f)}</li>" for f in self.flags)
+        absent = "; ".join(f"{e(m)} = {e(w)}" for m, w in self.reference.items())
         return (
             f"<div style='border-top:2px solid #888;margin-top:1em'><h3>Sample {self.index}: {verdict}</h3>{texts}"
             f"<p>Predicted <b>{e(self.predicted)}</b> with probability {self.probability:.3f}; "
-            f"true label <b>{e(self.true)}</b>.</p><p>Quality flags: <b>{flags}</b></p></div>"
+            f"true label <b>{e(self.true)}</b>.</p>"
+            f"<p><small>Absent means: {absent or 'the model has no stored reference'}</small></p>"
+            f"<p>Quality flags: {'<ul>' + flags + '</ul>' if flags else '<b>none</b>'}</p></div>"
         )
 
+    def trust_html(self) -> str:
+        """The trust panel beside the explanation: this decision's per-method checks."""
+        if self.trust is None:
+            return ""
+        return (f"<div><p><b>How far to trust these explanations</b> (this decision; sanity is the "
+                f"model-level verdict)</p>{self.trust.html(self.position)}</div>")
+
+    def html(self) -> str:
+        """The whole card as HTML: header, shares table and trust panel (figures apart)."""
+        shares = self.table().to_html(index=False, escape=True, border=0)
+        return f"{self.header_html()}{shares}{self.trust_html()}"
+
     def table(self) -> pd.DataFrame:
-        """Per modality: Shapley share, each method's share, prediction without it."""
+        """Per modality: Shapley share, each method's share (its own rule), prediction without it."""
         rows = []
         for m in self.shapley_shares:
             row: dict[str, Any] = {"modality": m, "shapley_share": round(self.shapley_shares[m], 3)}
@@ -99,34 +143,51 @@ class DecisionCard:
         return pd.DataFrame(rows)
 
     def figures(self) -> list:
-        """Plotly figures: each method's image overlay and token highlight."""
-        from . import viz
-
+        """Plotly figures: each method's map of each modality, drawn as its kind declares."""
         figs = []
         for name, res in self.attributions.items():
-            for m, kind in self.kinds.items():
-                title = f"sample {self.index} — {name} — {m}"
-                info = KINDS.get(kind)
-                if info.evidence == "mask":
-                    figs.append(viz.image_attribution(self.inputs[m][0], res.maps[m][0], title=title,
-                                                      mask=self.evidence.get(m)))
-                elif info.integer_ids and m in self.tokens:
-                    figs.append(viz.token_attribution(self.tokens[m], res.maps[m][0], title=title,
-                                                      valid=self.valid_tokens.get(m)))
+            for spec in self.modalities:
+                figs.append(modality_figure(
+                    spec, self.inputs[spec.name][0], res.maps[spec.name][0],
+                    title=f"sample {self.index} — {name} — {spec.name}", tokens=self.tokens.get(spec.name),
+                    mask=self.evidence.get(spec.name), valid=self.valid_tokens.get(spec.name)))
         return figs
+
+
+def _yes(v: Any) -> bool:
+    """True for a true value, False for a false or missing (NA / None) one."""
+    return v is not None and v is not pd.NA and bool(v)
+
+
+def _no(v: Any) -> bool:
+    """True for a false value that is not missing."""
+    return v is not None and v is not pd.NA and not bool(v)
+
+
+def _num(v: Any) -> float | None:
+    v = float(v)
+    return round(v, 4) if np.isfinite(v) else None
 
 
 def decision_cards(
     run: Run, ids: torch.Tensor, *, methods: Sequence[str] = ("ig", "saliency", "deeplift", "occlusion"),
-    agreement_threshold: float = 0.3, split: str = "test", sanity: dict[str, bool] | None = None,
+    agreement_threshold: float = 0.3, split: str = "test", sanity: pd.DataFrame | None = None,
+    steps: int = 10,
 ) -> list[DecisionCard]:
     """Build one :class:`DecisionCard` per sample index of ``split``.
 
+    Methods whose rules do not hold for the model are left out (:func:`~mmexplain.analysis.explain`)
+    and named on every card's trust panel.
+
     Parameters
     ----------
-    sanity : dict of str -> bool, optional
-        Whether each method passed the randomisation sanity check on this model
-        (:func:`mmexplain.analysis.sanity_table`); a failed method flags every card.
+    sanity : pandas.DataFrame, optional
+        A :func:`mmexplain.analysis.sanity_table` of this model; a method that failed it
+        flags every card with the failing modality.
+    agreement_threshold : float, default=0.3
+        Flag a decision whose methods' mean rank correlation is below this.
+    steps : int, default=10
+        Steps of the deletion curves (as :func:`~mmexplain.analysis.faithfulness_table`).
     """
     data = run.splits[split]
     names = data.label_names or [str(i) for i in range(run.model.n_outputs)]
@@ -134,6 +195,7 @@ def decision_cards(
     out = predict(run.model, data.subset(ids)).softmax(1)
     pred = out.argmax(1)
     results = explain(run, ids, methods, split=split)
+    panel = trust_panel(run, ids, results, split=split, methods=methods, sanity=sanity, steps=steps)
     base = baselines_for(run, x_all)
     sv = modality_shapley(run.model, x_all, target=pred)
     sv_shares = sv.shares()
@@ -143,32 +205,35 @@ def decision_cards(
             x = dict(x_all)
             x[m] = base[m]
             removed_probs[m] = run.model(**x).softmax(1)
-    del_curves = {name: perturbation_curves(run.model, x_all, res.maps, res.modalities, res.target,
-                                            baselines=base, steps=8) for name, res in results.items()}
+    vm = valid_masks(run, ids, split=split)
+    reference = run.model.reference.describe()
     tok = run.tokenizer
     cards = []
     for k, i in enumerate(ids.tolist()):
+        frame = panel.to_frame(k)
         flags = []
-        one = {name: {m: v[k : k + 1] for m, v in res.maps.items()} for name, res in results.items()}
-        agree = agreement_matrix(one, absolute=True)
-        pairs = agree[agree.method_a < agree.method_b]
-        if len(pairs) and float(np.nanmean(pairs.correlation)) < agreement_threshold:
-            flags.append(f"methods disagree (mean rank correlation {np.nanmean(pairs.correlation):.2f})")
-        for name, curves in del_curves.items():
-            worse = [m for m, c in curves.items() if c.auc[k] >= c.random_auc[k]]
-            if name == methods[0] and worse:
-                flags.append(f"low faithfulness of {name} on {', '.join(worse)} (deletion no better than random)")
-        flags += [f"sanity check failed for {m}" for m, ok in (sanity or {}).items() if not ok]
-        texts, tokens, evidence, kinds, valid = {}, {}, {}, {}, {}
+        agree = frame.loc[~frame["left_out"], "agreement"].astype(float)
+        if agree.notna().any() and float(np.nanmean(agree)) < agreement_threshold:
+            flags.append(f"methods disagree (mean rank correlation {np.nanmean(agree):.2f})")
+        for _, r in frame.iterrows():
+            if _no(r["faithful"]) or r["unfaithful_modalities"]:
+                flags.append(f"{r['method']}: deletion no better than random on "
+                             f"{', '.join(r['unfaithful_modalities']) or 'average'}")
+            if _no(r["sanity_passed"]):
+                flags.append(f"{r['method']}: sanity check failed on {', '.join(r['sanity_failed']) or 'the model'}")
+            if not r["rules_hold"]:
+                flags.append(f"{r['method']}: {'left out: ' if r['left_out'] else ''}{r['rules']}")
+            if _yes(r["step_cap_hits"]):
+                flags.append(f"{r['method']}: hit the step cap unconverged")
+        texts, tokens, evidence, valid = {}, {}, {}, {}
         for spec in run.model.modality_specs:
-            kinds[spec.name] = spec.kind
             if spec.kind_info.integer_ids:
                 stored = data.meta.get("texts", {}).get(spec.name)
                 if stored is not None:
                     texts[spec.name] = stored[int(data.rows[spec.name][i])]
                 if tok is not None:
                     tokens[spec.name] = tok.convert_ids_to_tokens(x_all[spec.name][k].tolist())
-                    valid[spec.name] = x_all[spec.name][k] != spec.pad_id
+                valid[spec.name] = vm[spec.name][k]
             ev = data.evidence_for(spec.name, [i])
             if ev is not None and spec.kind_info.evidence == "mask":
                 evidence[spec.name] = ev[0]
@@ -182,6 +247,7 @@ def decision_cards(
             attributions={name: res.one(k) for name, res in results.items()},
             shapley_shares={m: float(sv_shares[k, j]) for j, m in enumerate(sv.modalities)},
             removed={m: (names[int(p[k].argmax())], float(p[k].max())) for m, p in removed_probs.items()},
-            flags=flags, tokens=tokens, evidence=evidence, kinds=kinds, valid_tokens=valid,
+            flags=flags, tokens=tokens, evidence=evidence, valid_tokens=valid,
+            modalities=list(run.model.modality_specs), reference=reference, trust=panel, position=k,
         ))
     return cards
