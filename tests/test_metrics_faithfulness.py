@@ -140,6 +140,15 @@ def test_random_reference_is_seeded() -> None:
     assert not np.allclose(a.random_curve, c.random_curve)
 
 
+def test_random_reference_of_a_sample_does_not_depend_on_its_batch() -> None:
+    model, inputs, contrib = _linear_case(n=5)
+    batch = deletion_curve(model, inputs, {"tabular": contrib}, TAB, target=1, steps=6, seed=3)
+    for i in (0, 3):
+        alone = deletion_curve(model, {k: v[i:i + 1] for k, v in inputs.items()}, {"tabular": contrib[i:i + 1]},
+                               TAB, target=1, steps=6, seed=3)
+        np.testing.assert_allclose(alone.random_curve[0], batch.random_curve[i], rtol=1e-6, atol=1e-7)
+
+
 def test_signed_versus_absolute_ranking() -> None:
     # contributions +1, -3, +2: signed order deletes +2 first, abs order deletes -3 first
     w = torch.tensor([1.0, -3.0, 2.0])

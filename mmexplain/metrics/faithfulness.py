@@ -646,13 +646,10 @@ def perturbation_curve(
     valid = _valid_units(x, valid_mask, info, spec.pad_id, n_units, name, **options).cpu()
     base = _reference_baseline(model, spec, x, baseline)
 
-    gen = torch.Generator().manual_seed(int(seed))
-    ranks = torch.stack(
-        [
-            unit_order_ranks(scores, valid),
-            unit_order_ranks(torch.rand(scores.shape, generator=gen), valid),
-        ]
-    )  # (2 orders, N, U)
+    # each sample's random order from its own seeded draw: a sample's reference curve never
+    # depends on the batch it was computed in
+    noise = torch.stack([torch.rand(n_units, generator=torch.Generator().manual_seed(int(seed))) for _ in range(n)])
+    ranks = torch.stack([unit_order_ranks(scores, valid), unit_order_ranks(noise, valid)])  # (2 orders, N, U)
     counts = _step_counts(valid.sum(dim=1), steps)  # (N, S+1)
     taken = ranks[:, :, None, :] < counts[None, :, :, None]  # (2, N, S+1, U); only valid units
     present = ~taken if mode == "deletion" else (taken | ~valid[None, :, None, :])
