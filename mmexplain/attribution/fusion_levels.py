@@ -19,7 +19,7 @@ from ..exceptions import AttributionError, ConfigError
 from ..modality import ModalitySpec
 from ..reference import resolve_baselines
 from ..validation import batch_size, check_inputs, check_target
-from .methods import EmbeddingInputModel, resolve_specs
+from .methods import EmbeddingInputModel, _mask_terms, model_output, resolve_specs
 
 LAYER_METHODS = ("layer_ig", "layer_conductance", "layer_gradient_x_activation")
 
@@ -69,8 +69,10 @@ def fusion_level_attribution(
     pandas.DataFrame
         One row per (level, sample, modality): ``total`` (signed sum of the attribution over
         the module's output units), ``share`` (|total| / Σ|total| over the level's
-        modalities), and for ``layer_ig`` ``completeness_error`` (per sample and level,
-        |Σ totals − (f(x) − f(baseline))|).
+        modalities), ``output_delta`` (f(x) − f(reference) as the model computes it), and for
+        ``layer_ig`` ``completeness_error`` (per sample and level, |Σ totals − output_delta|).
+        A token modality's total includes its padding masks' step (see
+        :func:`~mmexplain.attribution.attribute`).
     """
     if method not in LAYER_METHODS:
         raise ConfigError(f"method={method!r}; choose one of {list(LAYER_METHODS)}.")
@@ -93,13 +95,15 @@ def fusion_level_attribution(
             raise ConfigError(f"unknown fusion level {lv!r}; the model's levels are {list(points)}.")
     base, _ = resolve_baselines(model, specs, inputs, baselines)
     # token ids enter as embeddings, so methods that interpolate inputs (conductance) work too
-    f = EmbeddingInputModel(model, specs)
+    f = EmbeddingInputModel(model, specs, reference_ids={t: base[t] for t in
+                                                         [s.name for s in specs if s.kind_info.integer_ids]})
     xs, bs = f.embed(inputs), f.embed(base)
     ids = tuple(inputs[name] for name in f.token_names) or None
-    with torch.no_grad():
-        out_x, out_b = f(*xs, *(ids or ())), f(*bs, *(ids or ()))
-        pick = (lambda o: o[:, 0]) if tgt is None else (lambda o: o.gather(1, tgt.view(-1, 1)).squeeze(1))
-        delta = (pick(out_x) - pick(out_b)).double().cpu()
+    # f(x) − f(reference) as the model computes it; the paths below run at the sample's padding
+    # masks (as for attribute()), so each token modality is credited its masks' step separately
+    delta = model_output(model, inputs, tgt) - model_output(model, base, tgt)
+    mask_terms = _mask_terms(f, bs, inputs, base, tgt, model_output(model, base, tgt)) if ids else {}
+    f.snap = False
     rows = []
     for lv in levels:
         mods = [m for m in names if m in points[lv]]
@@ -123,7 +127,7 @@ def fusion_level_attribution(
         except (RuntimeError, AssertionError) as e:
             raise AttributionError(f"{method} failed at fusion level {lv!r}: {e}") from e
         attr = attr if isinstance(attr, list) else [attr]
-        totals = torch.stack([_sum_per_sample(a) for a in attr], dim=1)  # (N, M_level)
+        totals = torch.stack([_sum_per_sample(a) + mask_terms.get(m, 0.0) for m, a in zip(mods, attr)], dim=1)
         shares = totals.abs() / totals.abs().sum(1, keepdim=True).clamp_min(1e-12)
         err = (totals.sum(1) - delta).abs() if method == "layer_ig" else None
         for i in range(n):
