@@ -8,7 +8,8 @@ per module, gives each modality's contribution at that level.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -18,10 +19,49 @@ from torch import nn
 from ..exceptions import AttributionError, ConfigError
 from ..modality import ModalitySpec
 from ..reference import resolve_baselines
+from ..registry import Registry
 from ..validation import batch_size, check_inputs, check_target
 from .methods import EmbeddingInputModel, _mask_terms, model_output, resolve_specs
 
-LAYER_METHODS = ("layer_ig", "layer_conductance", "layer_gradient_x_activation")
+
+@dataclass(frozen=True)
+class LayerMethod:
+    """A layer attribution method: ``run(f, layers, xs, bs, target, ids, *, n_steps,
+    internal_batch_size)`` -> one attribution per layer; ``complete``: the layers' totals
+    sum to the output difference along the path."""
+
+    run: Callable[..., Any]
+    complete: bool
+
+
+LAYER_METHODS: Registry[LayerMethod] = Registry("layer attribution method")
+
+
+def _layer_ig(f, layers, xs, bs, tgt, ids, *, n_steps, internal_batch_size):
+    from captum.attr import LayerIntegratedGradients
+
+    return LayerIntegratedGradients(f, layers).attribute(
+        xs, baselines=bs, target=tgt, additional_forward_args=ids, n_steps=n_steps,
+        internal_batch_size=internal_batch_size)
+
+
+def _layer_gxa(f, layers, xs, bs, tgt, ids, *, n_steps, internal_batch_size):
+    from captum.attr import LayerGradientXActivation
+
+    return LayerGradientXActivation(f, layers).attribute(xs, target=tgt, additional_forward_args=ids)
+
+
+def _layer_conductance(f, layers, xs, bs, tgt, ids, *, n_steps, internal_batch_size):
+    from captum.attr import LayerConductance
+
+    return [LayerConductance(f, layer).attribute(xs, baselines=bs, target=tgt, additional_forward_args=ids,
+                                                 n_steps=n_steps, internal_batch_size=internal_batch_size)
+            for layer in layers]
+
+
+LAYER_METHODS.register("layer_ig", "LayerIntegratedGradients")(LayerMethod(_layer_ig, complete=True))
+LAYER_METHODS.register("layer_conductance", "LayerConductance")(LayerMethod(_layer_conductance, complete=False))
+LAYER_METHODS.register("layer_gradient_x_activation", "LayerGradientXActivation")(LayerMethod(_layer_gxa, complete=False))
 
 
 def _sum_per_sample(a: torch.Tensor | tuple) -> torch.Tensor:
@@ -74,9 +114,7 @@ def fusion_level_attribution(
         A token modality's total includes its padding masks' step (see
         :func:`~mmexplain.attribution.attribute`).
     """
-    if method not in LAYER_METHODS:
-        raise ConfigError(f"method={method!r}; choose one of {list(LAYER_METHODS)}.")
-    from captum.attr import LayerConductance, LayerGradientXActivation, LayerIntegratedGradients
+    entry = LAYER_METHODS.get(method)
 
     specs = resolve_specs(model, modalities)
     names = [s.name for s in specs]
@@ -109,27 +147,13 @@ def fusion_level_attribution(
         mods = [m for m in names if m in points[lv]]
         layers = [points[lv][m] for m in mods]
         try:
-            if method == "layer_ig":
-                attr = LayerIntegratedGradients(f, layers).attribute(
-                    xs, baselines=bs, target=tgt, additional_forward_args=ids, n_steps=n_steps,
-                    internal_batch_size=internal_batch_size,
-                )
-            elif method == "layer_gradient_x_activation":
-                attr = LayerGradientXActivation(f, layers).attribute(xs, target=tgt, additional_forward_args=ids)
-            else:
-                attr = [
-                    LayerConductance(f, layer).attribute(
-                        xs, baselines=bs, target=tgt, additional_forward_args=ids, n_steps=n_steps,
-                        internal_batch_size=internal_batch_size,
-                    )
-                    for layer in layers
-                ]
+            attr = entry.run(f, layers, xs, bs, tgt, ids, n_steps=n_steps, internal_batch_size=internal_batch_size)
         except (RuntimeError, AssertionError) as e:
             raise AttributionError(f"{method} failed at fusion level {lv!r}: {e}") from e
         attr = attr if isinstance(attr, list) else [attr]
         totals = torch.stack([_sum_per_sample(a) + mask_terms.get(m, 0.0) for m, a in zip(mods, attr)], dim=1)
         shares = totals.abs() / totals.abs().sum(1, keepdim=True).clamp_min(1e-12)
-        err = (totals.sum(1) - delta).abs() if method == "layer_ig" else None
+        err = (totals.sum(1) - delta).abs() if entry.complete else None
         for i in range(n):
             for j, m in enumerate(mods):
                 rows.append({

@@ -20,7 +20,8 @@ from ..validation import check_choice
 
 __all__ = ["agreement_matrix", "rank_agreement", "top_k_overlap"]
 
-CORRELATIONS = ("spearman", "kendall")
+_CORRELATION_FNS = {"spearman": stats.spearmanr, "kendall": stats.kendalltau}
+CORRELATIONS = tuple(_CORRELATION_FNS)
 
 
 def _flat_pair(
@@ -98,10 +99,7 @@ def rank_agreement(
         x, y = a[i][valid[i]], b[i][valid[i]]
         if x.size < 2 or np.all(x == x[0]) or np.all(y == y[0]):
             continue  # scipy would warn and return NaN: the correlation is undefined
-        if method == "spearman":
-            out[i] = stats.spearmanr(x, y).statistic
-        else:
-            out[i] = stats.kendalltau(x, y).statistic
+        out[i] = _CORRELATION_FNS[method](x, y).statistic
     return torch.from_numpy(out)
 
 
