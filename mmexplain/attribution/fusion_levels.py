@@ -139,8 +139,9 @@ def fusion_level_attribution(
     ids = tuple(inputs[name] for name in f.token_names) or None
     # f(x) − f(reference) as the model computes it; the paths below run at the sample's padding
     # masks (as for attribute()), so each token modality is credited its masks' step separately
-    delta = model_output(model, inputs, tgt) - model_output(model, base, tgt)
-    mask_terms = _mask_terms(f, bs, inputs, base, tgt, model_output(model, base, tgt)) if ids else {}
+    reference_output = model_output(model, base, tgt)
+    delta = model_output(model, inputs, tgt) - reference_output
+    mask_terms = _mask_terms(f, bs, inputs, base, tgt, reference_output) if ids else {}
     f.snap = False
     rows = []
     for lv in levels:

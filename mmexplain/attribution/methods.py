@@ -401,7 +401,8 @@ def _run(entry: Method, f: EmbeddingInputModel, xs: tuple, bs: tuple, tgt: torch
 
 
 def _mask_terms(f: EmbeddingInputModel, bs: tuple, inputs: Mapping[str, torch.Tensor],
-                base: Mapping[str, torch.Tensor], tgt: torch.Tensor | None, start: torch.Tensor) -> dict[str, torch.Tensor]:
+                base: Mapping[str, torch.Tensor], tgt: torch.Tensor | None,
+                reference_output: torch.Tensor) -> dict[str, torch.Tensor]:
     """The step a gradient path cannot take: id modalities' masks going from the reference's
     to the sample's while their embeddings sit at the reference.
 
@@ -410,7 +411,7 @@ def _mask_terms(f: EmbeddingInputModel, bs: tuple, inputs: Mapping[str, torch.Te
     modality at a time (in ``specs`` order): each gets the output change when its ids switch.
     """
     f.snap = False
-    terms, prev = {}, start
+    terms, prev = {}, reference_output
     try:
         for j, name in enumerate(f.token_names):
             ids = tuple(inputs[t] if k <= j else base[t] for k, t in enumerate(f.token_names))
@@ -518,18 +519,13 @@ def attribute(
     # the masks' step is taken from the reference; a method given K background samples
     # integrates from those instead, and its sum targets f(x) − E[f(background)]
     if entry.gradient_path and f.token_names and params.get("background") is None:
-        f.snap = False
-        try:
-            with torch.no_grad():
-                start = _target_output(f(*bs, *ids), tgt).detach().double().cpu()
-        finally:
-            f.snap = True
         terms = _mask_terms(f, bs, inputs, base, tgt, fr)
         for name, term in terms.items():
             changed = (inputs[name] != base[name]).double().cpu()
             maps[name] = maps[name] + term[:, None] * changed / changed.sum(1, keepdim=True).clamp_min(1.0)
         meta["mask_term"] = {name: t.tolist() for name, t in terms.items()}
-        meta["path_start_output"] = start.tolist()
+        # where the gradient path starts: the reference's embeddings at the sample's masks
+        meta["path_start_output"] = (fr + sum(terms.values())).tolist()
     completeness = None
     if entry.complete:
         total = sum(m.flatten(1).sum(1) for m in maps.values())
