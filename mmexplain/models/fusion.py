@@ -44,6 +44,12 @@ class Fusion(nn.Module):
 
     #: True when the fusion consumes sequences (N, L, D) instead of pooled (N, D) features.
     needs_sequences = False
+    #: True when the fusion joins low-level features: encoders stay shallow stems.
+    shallow_encoders = False
+    #: True when the fusion takes fixed per-modality ``weights`` (``ModelConfig.late_weights``).
+    takes_weights = False
+    #: True when one modality queries the others (``query``: the first id modality, if any).
+    takes_query = False
     #: Name of the level whose taps are in ``self.taps``.
     tap_level = "projection"
 
@@ -64,6 +70,7 @@ class Fusion(nn.Module):
 @FUSIONS.register("early", "feature-level: shallow per-modality stems joined before a deep shared trunk")
 class EarlyFusion(Fusion):
     tap_level = "joint_input"
+    shallow_encoders = True
 
     def __init__(self, modalities: list[str], dim: int, n_outputs: int, hidden: int = 128) -> None:
         super().__init__(modalities, dim, n_outputs, hidden)
@@ -187,6 +194,7 @@ class LateFusion(Fusion):
     """
 
     tap_level = "decision"
+    takes_weights = True
 
     def __init__(
         self, modalities: list[str], dim: int, n_outputs: int, hidden: int = 128,
@@ -213,6 +221,8 @@ class LateFusion(Fusion):
 
 @FUSIONS.register("late-learned", "decision-level: per-modality logits averaged with learned weights")
 class LearnedLateFusion(LateFusion):
+    takes_weights = False  # its weights are learned
+
     def __init__(self, modalities: list[str], dim: int, n_outputs: int, hidden: int = 128) -> None:
         super().__init__(modalities, dim, n_outputs, hidden, learned=True)
 
@@ -226,6 +236,7 @@ class AttentionFusion(Fusion):
     """
 
     needs_sequences = True
+    takes_query = True
 
     def __init__(
         self, modalities: list[str], dim: int, n_outputs: int, hidden: int = 128,

@@ -15,7 +15,7 @@ from ..reference import MAX_FIT_SAMPLES, Reference, fit_reference
 from ..registry import Registry
 from ..validation import check_inputs
 from .encoders import AudioCNN, ImageCNN, MiniLMTextEncoder, RNNTextEncoder, TabularMLP
-from .fusion import FUSIONS, Fusion, LateFusion
+from .fusion import FUSIONS, Fusion
 
 #: Named configurations beyond the plain fusion names.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -153,7 +153,7 @@ class MultimodalModel(nn.Module):
         self.n_outputs = n_outputs
         self.vocab_sizes = dict(vocab_sizes or {})
         fusion_cls = FUSIONS.get(config.fusion)
-        shallow = config.fusion == "early"  # early fusion joins low-level features
+        shallow = fusion_cls.shallow_encoders
         self.encoders = nn.ModuleDict()
         specs = []
         for spec in modalities:
@@ -164,13 +164,13 @@ class MultimodalModel(nn.Module):
         self.modality_specs = specs
         names = [s.name for s in specs]
         kwargs: dict[str, Any] = {}
-        if issubclass(fusion_cls, LateFusion) and config.late_weights is not None and config.fusion == "late":
+        if fusion_cls.takes_weights and config.late_weights is not None:
             if len(config.late_weights) != len(names):
                 raise ConfigError(
                     f"late_weights has {len(config.late_weights)} entries but the model has {len(names)} modalities {names}."
                 )
             kwargs["weights"] = config.late_weights
-        if config.fusion == "attention":
+        if fusion_cls.takes_query:
             tokens = [s.name for s in specs if s.kind_info.integer_ids]
             kwargs["query"] = tokens[0] if tokens else names[0]
         self.fusion: Fusion = fusion_cls(names, config.dim, n_outputs, config.hidden, **kwargs)
