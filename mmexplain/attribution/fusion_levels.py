@@ -8,6 +8,7 @@ per module, gives each modality's contribution at that level.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +41,12 @@ LAYER_METHODS: Registry[LayerMethod] = Registry("layer attribution method")
 def _layer_ig(f, layers, xs, bs, tgt, ids, *, n_steps, internal_batch_size):
     from captum.attr import LayerIntegratedGradients
 
-    return LayerIntegratedGradients(f, layers).attribute(
-        xs, baselines=bs, target=tgt, additional_forward_args=ids, n_steps=n_steps,
-        internal_batch_size=internal_batch_size)
+    with warnings.catch_warnings():
+        # a level's taps are parallel branches, one per modality: none depends on another
+        warnings.filterwarnings("ignore", message="Multiple layers provided")
+        return LayerIntegratedGradients(f, layers).attribute(
+            xs, baselines=bs, target=tgt, additional_forward_args=ids, n_steps=n_steps,
+            internal_batch_size=internal_batch_size)
 
 
 def _layer_gxa(f, layers, xs, bs, tgt, ids, *, n_steps, internal_batch_size):
