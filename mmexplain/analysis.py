@@ -226,7 +226,8 @@ def intershap(model: Any, inputs: dict[str, torch.Tensor], *,
     of the predicted class with absent modalities drawn from ``background`` samples (the
     interventional game; :func:`background_for` gives K training samples), the global score the
     paper's pooled aggregate; the per-sample scores come beside it. Without ``background`` the
-    absent modalities take the model's reference instead.
+    absent modalities take the model's reference instead. A scalar-output (regression) model's
+    game is its raw output (``intershap["intershap"].game`` says which).
 
     The pooled aggregate with the probability game reproduces the paper's HD-XOR table
     (``benchmarks/intershap_hdxor.py``); with raw logits and a fixed class, interactions of
@@ -240,7 +241,11 @@ def intershap(model: Any, inputs: dict[str, torch.Tensor], *,
         ``interaction_distribution`` (DataFrame: quantiles of the per-sample scores) and
         ``intershap`` (the probability-game :class:`~mmexplain.attribution.ModalityShapley`).
     """
-    sv = modality_shapley(model, inputs, game="probability", background=background)
+    with torch.no_grad():
+        out = model(**{k: v[:1] for k, v in inputs.items()})
+    # a scalar-output (regression) model has no class probability: its raw output is the game
+    game = "probability" if out.dim() == 2 and out.shape[1] >= 2 else "logit"
+    sv = modality_shapley(model, inputs, game=game, background=background)
     per = sv.interaction_share(per_sample=True)
     q = torch.nanquantile(per, torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9], dtype=per.dtype)) if (~per.isnan()).any() \
         else torch.full((5,), float("nan"))

@@ -197,3 +197,22 @@ def test_readme_python_example_prints_comparable_shares(tmp_path):
     ig, sv = scope["ig_shares"], scope["sv_shares"]
     assert (ig - sv).abs().max() <= 0.05, (ig, sv)
     assert mmexplain.__version__
+
+
+def test_intershap_of_a_regression_model_plays_its_raw_output(model4):
+    model, x, _ = model4
+
+    class Scalar(torch.nn.Module):  # one output: no class probability to play
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+            self.modality_specs = model.modality_specs
+            self.reference = model.reference
+
+        def forward(self, **kw):
+            return self.inner(**kw)[:, :1]
+
+    res = intershap(Scalar().eval(), {k: v[:6] for k, v in x.items()})
+    assert res["intershap"].game == "logit" and 0.0 <= res["interaction_share"] <= 1.0
+    direct = modality_shapley(Scalar().eval(), {k: v[:6] for k, v in x.items()})
+    assert abs(res["interaction_share"] - direct.interaction_share()) < 1e-12
