@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from _builders import reference_model
 from sklearn.metrics import auc as sk_auc
 from torch import nn
 
-from mmexplain import fit_reference
 from mmexplain.exceptions import ConfigError
 from mmexplain.kinds import KINDS
 from mmexplain.metrics.faithfulness import (
@@ -28,7 +28,6 @@ from mmexplain.metrics.faithfulness import (
     unit_scores,
 )
 from mmexplain.modality import ModalitySpec
-from mmexplain.models.model import ModelConfig, MultimodalModel
 
 TAB = ModalitySpec("tabular", "tabular")
 
@@ -380,20 +379,7 @@ def test_audio_windows_in_curves() -> None:
 
 def _reference_model():
     """A small built-in regression model with a fitted, clearly non-zero reference."""
-    specs = [ModalitySpec("image", "image"), ModalitySpec("text", "tokens"), TAB]
-    shapes = {"image": (3, 6, 6), "text": (5,), "tabular": (4,)}
-    torch.manual_seed(0)
-    model = MultimodalModel(ModelConfig(fusion="concat", dim=8, hidden=8), specs, shapes, 1, {"text": 9}).eval()
-    g = torch.Generator().manual_seed(2)
-
-    def draw(n: int) -> dict[str, torch.Tensor]:
-        return {
-            "image": torch.rand(n, 3, 6, 6, generator=g) + 1.0,
-            "text": torch.randint(1, 9, (n, 5), generator=g),
-            "tabular": torch.randn(n, 4, generator=g) + 3.0,
-        }
-
-    model.reference = fit_reference(model, draw(40))
+    model, draw, g = reference_model()
     x = draw(4)
     attr = {k: torch.randn(v.shape, generator=g) for k, v in x.items()}
     return model, x, attr

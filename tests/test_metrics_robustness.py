@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _builders import reference_model
 from sklearn.metrics import f1_score
 from torch import nn
 
@@ -239,23 +240,8 @@ def test_missing_modality_partial_baselines_keep_the_default(case) -> None:
 
 def _reference_model():
     """A small built-in regression model with a fitted, clearly non-zero reference."""
-    from mmexplain import fit_reference
-    from mmexplain.models.model import ModelConfig, MultimodalModel
 
-    specs = [ModalitySpec("image", "image"), ModalitySpec("text", "tokens"), ModalitySpec("tabular", "tabular")]
-    shapes = {"image": (3, 6, 6), "text": (5,), "tabular": (4,)}
-    torch.manual_seed(0)
-    model = MultimodalModel(ModelConfig(fusion="concat", dim=8, hidden=8), specs, shapes, 1, {"text": 9}).eval()
-    g = torch.Generator().manual_seed(2)
-
-    def draw(n: int) -> dict[str, torch.Tensor]:
-        return {
-            "image": torch.rand(n, 3, 6, 6, generator=g) + 1.0,
-            "text": torch.randint(1, 9, (n, 5), generator=g),
-            "tabular": torch.randn(n, 4, generator=g) + 3.0,
-        }
-
-    model.reference = fit_reference(model, draw(40))
+    model, draw, g = reference_model()
     x = draw(12)
     y = torch.randn(12, generator=g)
     return model, x, y
