@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import mmexplain
 from mmexplain import KINDS, fit_reference
 from mmexplain.analysis import background_for, intershap
 from mmexplain.attribution import METHODS, attribute, modality_shapley
@@ -125,9 +124,11 @@ def test_every_baseline_relative_method_records_the_models_own_delta(model4):
     for method in METHODS.names():
         res = attribute(model, x, method=method, target=y, **FAST.get(method, {}))
         torch.testing.assert_close(res.output_delta, expect, atol=1e-5, rtol=1e-4, msg=method)
-        if METHODS.get(method).complete and not res.flags:
+        # IG runs here with 16 unrefined steps (FAST): its completeness is tested against its own
+        # path error in test_recorded_deltas_are_the_models_own_for_every_fusion
+        if METHODS.get(method).complete and not res.flags and "tolerance" not in FAST.get(method, {}):
             rel = res.completeness_error / expect.abs().clamp_min(1e-6)
-            assert float(rel.max()) < 0.02 or method == "ig", (method, rel)
+            assert float(rel.max()) < 0.02, (method, rel)
 
 
 def test_a_token_at_its_reference_is_the_models_own_absent_token(model4):
@@ -196,7 +197,6 @@ def test_readme_python_example_prints_comparable_shares(tmp_path):
     exec(compile(code, "README.md", "exec"), scope)
     ig, sv = scope["ig_shares"], scope["sv_shares"]
     assert (ig - sv).abs().max() <= 0.05, (ig, sv)
-    assert mmexplain.__version__
 
 
 def test_intershap_of_a_regression_model_plays_its_raw_output(model4):
