@@ -68,7 +68,7 @@ _SPLITS = ("train", "val", "test")
 _NA = ("", "na", "nan", "n/a", "null", "none")  # how a tabular cell may say "missing"
 
 
-def _show(value: Any, width: int = 60) -> str:
+def _show(value: Any, width: int = 120) -> str:
     """A cell value for a message: repr'd (so one line), cut to ``width`` characters."""
     text = repr(value)
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -508,7 +508,7 @@ def _build(check: _Checker, opts: ManifestOptions, cols: ManifestColumns, path: 
     meta: dict[str, Any] = {
         "source": str(path),
         "sidecar": str(sidecar_path(path)) if has_sidecar else None,
-        "options": {**opts.to_params(), "columns": cols.model_dump()},
+        "options": {**opts.model_dump(mode="json"), "columns": cols.model_dump()},  # effective, JSON-safe
         "source_sha256": source_sha256,
         "missing": {"policy": opts.missing, "imputed": check.imputed,
                     "dropped_rows": [int(i) + 1 for i in np.nonzero(check.drop)[0]]},
