@@ -426,6 +426,9 @@ def test_options_from_cli_strings_are_canonical_and_json_safe():
     assert json.loads(json.dumps(params)) == params
     assert manifest_options(**params).to_params() == params
     assert manifest_options(columns=None, labels=None).to_params() == {}
+    for size in (8, "8", " 8 ", "8x8", "8,8", [8, 8], (8, 8)):
+        assert manifest_options(image_size=size).to_params() == {"image_size": [8, 8]}
+    assert manifest_options(image_size="6x8").image_size == (6, 8)
 
 
 @pytest.mark.parametrize("spec", ["easy-vqa", "synthetic:additive"])

@@ -17,6 +17,10 @@ with a suggested mapping (guessed from the content), never a silently dropped mo
 Options come from the caller and from an optional sidecar file (see
 :mod:`mmexplain.data.options`).
 
+A CSV is read as text: only an empty cell is missing, except in tabular columns, where
+``NA``, ``NaN``, ``N/A``, ``null`` and ``None`` (any case) are missing too; labels are kept
+exactly as written (``NA``, ``01``, ``blue `` stay themselves).
+
 The whole file is checked in one pass; every bad cell is reported in one
 :class:`~mmexplain.exceptions.ManifestError` (the first 20, and the total). Rows are data
 rows counted from 1, the header excluded, in every message and in ``dataset.meta``.

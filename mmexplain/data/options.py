@@ -201,7 +201,8 @@ class ManifestOptions(BaseModel):
     @classmethod
     def _size(cls, v: Any) -> tuple[int, int]:
         if isinstance(v, str) and re.fullmatch(r"\s*\d+\s*([x,]\s*\d+\s*)?", v):
-            v = [int(p) for p in re.split(r"[x,]", v)]
+            parts = [int(p) for p in re.split(r"[x,]", v)]
+            v = parts * 2 if len(parts) == 1 else parts
         if isinstance(v, int) and not isinstance(v, bool):
             v = (v, v)
         if (not isinstance(v, (list, tuple)) or len(v) != 2
