@@ -118,9 +118,9 @@ def _many_bad_rows(d: Path):
     return _write(d, rows), {}
 
 
-def _relabel(i: int, label: str, **opts: Any):
+def _relabel(i: int, label: str, column: str = "label", **opts: Any):
     def build(d: Path):
-        return _good(d, **{f"r{i}": {"label": label}}), opts
+        return _good(d, **{f"r{i}": {column: label}}), opts
     return build
 
 
@@ -268,6 +268,10 @@ FAULTS = [
           [r"^sidecar .*data\.mmexplain\.json: unknown manifest option 'colour'"]),
     Fault("sidecar-cannot-lift-confinement", _sidecar('{"allow_outside_paths": true}'), ConfigError,
           [r"data\.mmexplain\.json: 'allow_outside_paths' can only be given by the caller"]),
+    Fault("regression-target-not-numeric", _relabel(5, "tall", "age", task="regression",
+                                                    columns={**COLS, "target": "age", "tabular": [],
+                                                             "ignore": ["label"]}), ManifestError,
+          [r"row 5, column 'age': value 'tall' is not numeric"]),
     Fault("impute-with-no-values", _empty_tabular_all, DataError, [r"column\(s\) \['age'\] have no values to impute"]),
 ]
 
@@ -283,6 +287,13 @@ def test_fault_is_named_in_one_line_and_nothing_is_written(fault, tmp_path):
     for pattern in fault.expect:
         assert re.search(pattern, message), f"{pattern!r} not in {message!r}"
     assert _listing(tmp_path) == before
+
+
+def test_regression_manifest_has_float_targets(tmp_path):
+    path = _good(tmp_path)
+    cols = {**COLS, "target": "age", "tabular": [], "ignore": ["label"]}
+    splits, _ = _load(path, columns=cols, task="regression")
+    assert splits.train.task == "regression" and splits.train.targets.tolist() == [20.0, 21, 22, 23, 24, 25]
 
 
 def test_five_bad_rows_are_structured_too(tmp_path):
