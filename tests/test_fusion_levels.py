@@ -154,8 +154,10 @@ def test_levels_complete_and_find_the_planted_modality(trained_synthetic, fusion
 
 
 def test_tensor_fusion_bimodal_block_carries_planted_interaction(trained_synthetic):
-    xor = trained_synthetic("interaction", "tensor")
-    additive = trained_synthetic("additive:regression", "tensor", epochs=25)
+    # image + text: tensor fusion then has exactly one bimodal block, image×text
+    two = {"dataset_options": {"modalities": ["image", "text"]}}
+    xor = trained_synthetic("interaction", "tensor", **two)
+    additive = trained_synthetic("additive:regression", "tensor", epochs=25, **two)
     found = {}
     for name, run in (("interaction", xor), ("additive", additive)):
         x = run.splits.test.inputs(range(32))
