@@ -15,6 +15,13 @@ Defaults, chosen to finish in a few minutes per dataset on two shared CPU cores:
 * ``easy-vqa``: 2,000 train and 2,000 test questions, 6 epochs (``--limit`` / ``--epochs``
   change both; the notebooks' default is all questions and 8 epochs).
 
+Reading the tables: on 32 samples EMAP's gap is bounded by the XOR cells they happen to
+fill, since an additive projection can still get 3 of the 4 (sign, sign) cells right (with
+3 of the 32 samples in one cell, a perfect XOR model's gap can be as small as 3/32); pass a
+larger ``--n`` for a steadier gap. InterSHAP plays the predicted class's probability, so a
+late (logit-additive) model shows interaction through the softmax, the more so the more
+classes and the more saturated its outputs (easy-VQA has 13 answers).
+
 Usage::
 
     python benchmarks/compare_fusions.py                                # both datasets

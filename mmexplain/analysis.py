@@ -5,6 +5,8 @@ split, so notebooks stay a sequence of calls and figures. "Absent" is always the
 stored reference (:func:`reference_table` says what it is in words). :func:`trust_panel`
 puts the quality checks of each method side by side; the explanation-quality report shows
 it over its samples and every decision-audit card (:mod:`mmexplain.audit`) for its own.
+:func:`compare_strategies` puts runs of several fusion strategies on the same data side by
+side, one row each, from these same functions.
 """
 
 from __future__ import annotations

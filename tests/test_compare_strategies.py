@@ -143,6 +143,11 @@ def test_bad_sample_indices_are_refused(runs, bad, words) -> None:
         A.compare_strategies(runs, bad)
 
 
+def test_an_unknown_method_is_refused_listing_the_methods(runs, idx) -> None:
+    with pytest.raises(ConfigError, match=r"unknown attribution method 'igg'; known: .*\big\b"):
+        A.compare_strategies(runs, idx, method="igg")
+
+
 def test_empty_runs_are_refused() -> None:
     with pytest.raises(ConfigError, match="non-empty mapping"):
         A.compare_strategies({}, torch.arange(2))
