@@ -189,3 +189,24 @@ def test_attention_flow_looks_at_the_planted_patch(trained_synthetic):
         assert float(mass_in_mask(maps, evidence).nanmean()) > 2 * chance, which
     with pytest.raises(ConfigError, match="fusion attends"):
         attention_flow(trained_synthetic("image_only", "concat").model, x)
+
+
+# -- the notebook's views -----------------------------------------------------------------------
+def test_levels_table_and_story_follow_the_summary(data3):
+    from mmexplain import analysis as A
+
+    model = build_model(ModelConfig.from_name("tensor"), data3).eval()
+    levels = A.levels_table(model)
+    assert list(levels.level) == ["encoder", "projection", "fused", "decision"]
+    assert list(levels.kind) == ["per-modality branches", "per-modality branches", "joint representation", "the output"]
+    summary = pd.DataFrame({
+        "level": ["encoder", "fused", "decision"],
+        "stage": ["encoder output", "fused representation", "decision"],
+        "cross_modal_share": [0.0, 0.42, 0.61],
+        "note": ["", "completeness not reached for 1 of 4 samples", ""],
+    })
+    story = A.where_modalities_meet(summary)
+    assert "first meet at `fused`" in story and "42%" in story and "61%" in story
+    assert "Completeness is not reached at `fused`" in story
+    late = summary.assign(cross_modal_share=[0.0, 0.0, 0.0], note="")
+    assert "a sum of per-modality decisions" in A.where_modalities_meet(late)
