@@ -210,3 +210,23 @@ def test_levels_table_and_story_follow_the_summary(data3):
     assert "Completeness is not reached at `fused`" in story
     late = summary.assign(cross_modal_share=[0.0, 0.0, 0.0], note="")
     assert "a sum of per-modality decisions" in A.where_modalities_meet(late)
+
+
+def test_level_shares_are_pooled_over_samples_and_the_figure_shows_them():
+    from mmexplain import viz
+
+    # sample 1 barely moves from the reference: its noisy per-sample shares weigh little
+    table = pd.DataFrame({
+        "level": ["fused"] * 6, "stage": ["fused representation"] * 6, "sample": [0, 0, 0, 1, 1, 1],
+        "modality": ["a", "b", "a×b"] * 2, "cross_modal": [False, False, True] * 2,
+        "total": [3.0, 1.0, 0.0, 0.0, 0.001, -0.003], "share": [0.75, 0.25, 0.0, 0.0, 0.25, 0.75],
+    })
+    shares = fusion_level_shares(table).set_index("modality")["share"]
+    np.testing.assert_allclose(shares[["a", "b", "a×b"]].to_numpy(), np.array([3.0, 1.001, 0.003]) / 4.004)
+    table = table.assign(completeness_error=0.0, output_delta=table.groupby("sample").total.transform("sum"),
+                         n_steps=32, note="")
+    assert fusion_level_summary(table)["cross_modal_share"].iloc[0] == pytest.approx(0.003 / 4.004)
+    fig = viz.fusion_level_shares(table)
+    drawn = {t.name: t.y[0] for t in fig.data}
+    np.testing.assert_allclose([drawn["a"], drawn["b"], drawn["a×b"]], shares[["a", "b", "a×b"]].to_numpy())
+    assert [t.marker.pattern.shape for t in fig.data] == ["", "", "/"]

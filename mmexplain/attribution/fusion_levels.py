@@ -378,26 +378,38 @@ def _note(level: FusionLevel, entry: LayerMethod, err, delta, tolerance, steps, 
 
 
 def fusion_level_shares(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean share per (level, term) from :func:`fusion_level_attribution`'s table, levels
-    (and fusions) kept in their order; the shares of each level still sum to 1."""
+    """Each term's share of a level over all the samples, from
+    :func:`fusion_level_attribution`'s table: ``Σ_samples |total| / Σ_samples Σ_terms |total|``.
+
+    Pooled, so a sample whose output barely moves from the reference (whose per-sample shares
+    are mostly noise) weighs as little as it moves; the shares of each level sum to 1. Levels
+    (and fusions) keep their order.
+    """
     keys = [k for k in ("fusion", "level", "stage", "modality", "cross_modal") if k in table.columns]
-    return table.groupby(keys, sort=False)["share"].mean().reset_index()
+    level_keys = [k for k in ("fusion", "level") if k in table.columns]
+    mass = table.assign(share=table["total"].abs())
+    per_term = mass.groupby(keys, sort=False)["share"].sum().reset_index()
+    per_level = per_term.groupby(level_keys, sort=False)["share"].transform("sum")
+    return per_term.assign(share=per_term["share"] / per_level.clip(lower=1e-300))
 
 
 def fusion_level_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per level: its stage, the cross-modal share (mean over samples of the share
-    carried by cross-modal terms), the largest relative completeness error, the steps used
-    and the level's note."""
+    """One row per level: its stage, the cross-modal share (the pooled share of the cross-modal
+    terms, as in :func:`fusion_level_shares`), the largest relative completeness error, the
+    steps used and the level's note."""
     keys = [k for k in ("fusion", "level") if k in table.columns]
+    shares = fusion_level_shares(table)
     rows = []
     for key, g in table.groupby(keys, sort=False):
-        per_sample = g.groupby("sample")
-        cross = per_sample.apply(lambda s: float(s.loc[s.cross_modal, "share"].sum()), include_groups=False)
-        first = per_sample.first()
+        key = key if isinstance(key, tuple) else (key,)
+        mine = shares
+        for k, v in zip(keys, key):
+            mine = mine[mine[k] == v]
+        first = g.groupby("sample").first()
         err = pd.to_numeric(first["completeness_error"], errors="coerce")
         rel = (err / first["output_delta"].abs().clip(lower=1e-6)).max()
-        key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(keys, key)), "stage": g["stage"].iloc[0], "cross_modal_share": float(cross.mean()),
+        rows.append({**dict(zip(keys, key)), "stage": g["stage"].iloc[0],
+                     "cross_modal_share": float(mine.loc[mine.cross_modal, "share"].sum()),
                      "max_relative_completeness_error": None if pd.isna(rel) else float(rel),
                      "max_steps_used": int(first["n_steps"].max()), "note": g["note"].iloc[0]})
     return pd.DataFrame(rows)

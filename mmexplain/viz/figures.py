@@ -511,7 +511,8 @@ def fusion_level_shares(
         Columns ``level``, ``modality``, ``share`` and optionally ``fusion`` and
         ``cross_modal``: the output of :func:`mmexplain.attribution.fusion_level_shares` /
         ``compare_fusions``, or the raw per-sample table of ``fusion_level_attribution``
-        (averaged here). Cross-modal terms (``cross_modal`` true) are hatched.
+        (pooled here by that same function). Cross-modal terms (``cross_modal`` true) are
+        hatched.
     title : str, optional
     barmode : {"stack", "group"}, default="stack"
         Stacked, each level's bar adds up to 1.
@@ -528,6 +529,10 @@ def fusion_level_shares(
     missing = {"level", "modality", "share"} - set(table.columns)
     if missing:
         raise ValueError(f"the table needs columns level, modality, share; missing {sorted(missing)}.")
+    if {"sample", "total"} <= set(table.columns):  # per-sample rows: pool them as the tables do
+        from ..attribution.fusion_levels import fusion_level_shares as pooled
+
+        table = pooled(table)
     df = table.assign(level=table["level"].astype(str), modality=table["modality"].astype(str))
     has_fusion = "fusion" in df.columns
     if has_fusion:
