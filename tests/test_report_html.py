@@ -17,7 +17,7 @@ from mmexplain.report.html import (
     provenance_table_html,
     sanitize_html,
 )
-from mmexplain.report.runner import RunRecord, RunSpec, run_batch
+from mmexplain.report import RunRecord, RunSpec, run_batch
 
 NB = Path(__file__).parent / "fixtures" / "notebooks"
 XSS = "<script>window.__xss=1</script>"
