@@ -18,14 +18,24 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .exceptions import RunLockedError
 
-__all__ = ["TEMP_KINDS", "lock_path", "run_lock", "sweep", "temp_prefix"]
+__all__ = [
+    "TEMP_KINDS",
+    "lock_path",
+    "make_temp_dir",
+    "run_lock",
+    "swap_into_place",
+    "sweep",
+    "temp_prefix",
+]
 
 #: Kinds of temporary folder a run makes next to its run folder.
 TEMP_KINDS = ("tmp", "old")
@@ -40,6 +50,15 @@ def lock_path(out_dir: Path, run_id: str) -> Path:
 def temp_prefix(run_id: str, kind: str) -> str:
     """Name prefix of a run's temporary folders of ``kind`` (one of :data:`TEMP_KINDS`)."""
     return f".{run_id}+{kind}."
+
+
+def make_temp_dir(parent: Path, run_id: str) -> Path:
+    """A new ``.<run_id>+tmp.*`` folder in ``parent``, with the usual (umask) permissions."""
+    path = Path(tempfile.mkdtemp(prefix=temp_prefix(run_id, "tmp"), dir=parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o777 & ~mask)  # mkdtemp makes 0700; the run folder is meant to be shared
+    return path
 
 
 def _process_start(pid: int) -> str | None:
@@ -200,3 +219,23 @@ def sweep(out_dir: str | os.PathLike[str]) -> list[Path]:
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed
+
+
+def swap_into_place(tmp_dir: Path, dest: Path, run_id: str) -> None:
+    """Replace folder ``dest`` by ``tmp_dir`` with renames only (never a half-written folder).
+
+    The previous ``dest`` is moved aside to a ``.<run_id>+old.*`` folder next to it, then
+    removed; if the second rename fails it is moved back.
+    """
+    old = None
+    if dest.exists():
+        old = dest.with_name(f"{temp_prefix(run_id, 'old')}{uuid.uuid4().hex[:8]}")
+        os.replace(dest, old)
+    try:
+        os.replace(tmp_dir, dest)
+    except BaseException:
+        if old is not None:
+            os.replace(old, dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

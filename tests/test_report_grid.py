@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from mmexplain.exceptions import ConfigError
+from mmexplain.report import RunSpec, run_batch
 from mmexplain.report.cli import main as cli_main
 from mmexplain.report.grid import expand_grid, load_grid
-from mmexplain.report import RunSpec, run_batch
 
 NB = Path(__file__).parent / "fixtures" / "notebooks"
 SIMPLE = NB / "simple.ipynb"

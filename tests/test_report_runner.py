@@ -15,11 +15,6 @@ import pandas as pd
 import pytest
 
 from mmexplain.exceptions import ConfigError, NotebookExecutionError, ReportError
-from mmexplain.report import html as report_html
-from mmexplain.report.cli import main as cli_main
-from mmexplain.report.cli import parse_value
-from mmexplain.report.html import external_resources
-from mmexplain.report.results import SCHEMA_VERSION, load_results, record
 from mmexplain.report import (
     RunRecord,
     inspect_parameters,
@@ -27,6 +22,11 @@ from mmexplain.report import (
     run_notebook,
     validate_parameters,
 )
+from mmexplain.report import html as report_html
+from mmexplain.report.cli import main as cli_main
+from mmexplain.report.cli import parse_value
+from mmexplain.report.html import external_resources
+from mmexplain.report.results import SCHEMA_VERSION, load_results, record
 
 pytestmark = pytest.mark.slow
 

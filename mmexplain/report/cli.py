@@ -112,7 +112,10 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     )
     parser.add_argument("--timeout", type=float, help="per-cell timeout in seconds")
     parser.add_argument(
-        "--debug", action="store_true", help="show the full traceback of an unexpected error"
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,  # keeps ``mmexplain --debug report ...``
+        help="show the full traceback of an unexpected error",
     )
     return parser
 
@@ -208,16 +211,16 @@ def main_report(args: argparse.Namespace) -> int:
         specs = _build_specs(args)
         records = run_batch(specs, args.out, jobs=args.jobs, force=args.force)
     except (ConfigError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"mmexplain report: error: {err}", file=sys.stderr)
         return 2
     except MMExplainError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"mmexplain report: error: {err}", file=sys.stderr)
         return 1
     except Exception as err:  # a bug or an OS error: one line unless --debug
         if getattr(args, "debug", False):
             raise
         print(
-            f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)",
+            f"mmexplain report: error: {type(err).__name__}: {err} (rerun with --debug for the traceback)",
             file=sys.stderr,
         )
         return 1
@@ -244,8 +247,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["report"]:
         argv = argv[1:]
+    from ..cli import _Parser
+
     parser = add_report_arguments(
-        argparse.ArgumentParser(prog="python -m mmexplain.report.cli", description=_DESCRIPTION)
+        _Parser(prog="python -m mmexplain.report.cli", description=_DESCRIPTION)
     )
     return main_report(parser.parse_args(argv))
 

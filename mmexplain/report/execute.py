@@ -11,16 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import ConfigError, NotebookExecutionError, ReportError
-from ..locks import run_lock, temp_prefix
+from ..locks import make_temp_dir, run_lock, swap_into_place
 from .inspection import NotebookParameter, escape_format, validate_parameters
 from .provenance import collect_provenance, file_sha256, inputs_fingerprint, params_hash, utc_now
 from .records import (
@@ -31,7 +29,7 @@ from .records import (
     check_run_id,
     error_info,
 )
-from .results import DIR_MODE, atomic_write_text, load_results, to_jsonable
+from .results import atomic_write_text, load_results, to_jsonable
 
 __all__ = ["Prepared", "check_no_other_run", "execute", "prepare", "run_notebook"]
 
@@ -143,22 +141,6 @@ def _error_from_exception(err: BaseException) -> dict[str, Any]:
     return error_info(type(err).__name__, str(err))
 
 
-def _swap_into_place(tmp_dir: Path, dest: Path, old_name: str) -> None:
-    """Replace ``dest`` by ``tmp_dir`` with renames only (never a half-written folder)."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f"{old_name}{uuid.uuid4().hex[:8]}")
-        os.replace(dest, old)
-    try:
-        os.replace(tmp_dir, dest)
-    except BaseException:
-        if old is not None:
-            os.replace(old, dest)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _papermill(
     prep: Prepared, ipynb: Path, injected: dict[str, Any], cwd: str | None
 ) -> dict | None:
@@ -191,8 +173,7 @@ def _write_report(
     from .html import notebook_to_html, provenance_table_html
 
     run_dir = out_dir / prep.run_id
-    tmp_dir = Path(tempfile.mkdtemp(prefix=temp_prefix(prep.run_id, "tmp"), dir=out_dir))
-    os.chmod(tmp_dir, DIR_MODE)  # mkdtemp makes 0700
+    tmp_dir = make_temp_dir(out_dir, prep.run_id)
     try:
         ipynb = tmp_dir / f"{prep.run_id}.ipynb"
         results_file = tmp_dir / "_results.json"
@@ -258,7 +239,7 @@ def _write_report(
             tmp_dir / f"{prep.run_id}.json",
             json.dumps(envelope, indent=2, sort_keys=True, allow_nan=False) + "\n",
         )
-        _swap_into_place(tmp_dir, dest, temp_prefix(prep.run_id, "old"))
+        swap_into_place(tmp_dir, dest, prep.run_id)
     except ReportError:
         raise
     except Exception as err:
