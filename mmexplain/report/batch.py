@@ -55,7 +55,9 @@ def _prepare_batch(runs: Sequence[RunSpec], out_dir: Path, force: bool) -> list[
                 f"{prep.notebook_label} with {prep.parameters}); give distinct run_id values."
             )
         seen[prep.run_id] = prep.notebook_label
-    if problems:
+    if len(problems) == 1:
+        raise ConfigError(f"invalid run, nothing was run: {problems[0]}")
+    if problems:  # one line each
         raise ConfigError("invalid runs, nothing was run:\n  " + "\n  ".join(problems))
     return prepared
 
