@@ -177,3 +177,82 @@ def test_subprocess_gets_a_message_not_a_traceback() -> None:
         "(see mmexplain train --help)"
     ]
     assert not (ROOT / "x").exists()
+
+
+# ------------------------------------------------------------------ manifest options
+
+
+def _has_manifest_options() -> bool:
+    import mmexplain.data
+
+    return hasattr(mmexplain.data, "ManifestOptions")
+
+
+needs_options = pytest.mark.skipif(
+    not _has_manifest_options(), reason="needs the data layer's manifest options (ManifestOptions)"
+)
+
+
+def _tiny_manifest(folder: Path) -> Path:
+    """12 rows: an 8x8 red or blue image, a question, two numbers, the colour as label."""
+    from PIL import Image
+
+    (folder / "img").mkdir(parents=True)
+    rows = ["file,question,age,bmi,label"]
+    for i in range(12):
+        colour = "red" if i % 2 else "blue"
+        Image.new("RGB", (8, 8), (200, 30, 30) if i % 2 else (30, 30, 200)).save(folder / "img" / f"{i}.png")
+        age = "" if i == 4 else str(20 + i)  # one missing number: imputed
+        rows.append(f"img/{i}.png,what colour is shape {i},{age},{18 + i / 2},{colour}")
+    path = folder / "m.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+COLUMNS = '{"image": "file", "text": "question", "tabular": ["age", "bmi"], "target": "label"}'
+
+
+@needs_options
+def test_manifest_options_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = _tiny_manifest(tmp_path / "data")
+    out = tmp_path / "run"
+    given = ["--columns", COLUMNS, "--missing", "impute-mean", "--image-size", "8",
+             "--max-tokens", "6", "--labels", "blue,red"]
+    assert main(["train", "--dataset", str(manifest), "--epochs", "1", "--quiet", "--out", str(out),
+                 *given]) == 0
+    capsys.readouterr()
+    params = json.loads((out / "config.json").read_text())["params"]
+    assert params["dataset_options"] == {"columns": COLUMNS, "missing": "impute-mean", "image_size": "8",
+                                         "max_tokens": "6", "labels": "blue,red"}
+    assert main(["evaluate", "--run", str(out)]) == 0  # the options come back with the run
+    assert json.loads(capsys.readouterr().out)["label_names"] == ["blue", "red"]
+
+
+@needs_options
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--missing", "sometimes"], ["missing", "sometimes"]),
+        (["--image-size", "big"], ["image_size", "big"]),
+        (["--columns", '["file"]'], ["columns"]),
+        (["--columns", '{"image": "photo", "target": "label"}'], ["photo"]),
+    ],
+)
+def test_bad_manifest_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], named: list[str]
+) -> None:
+    manifest = _tiny_manifest(tmp_path / "data")
+    argv = ["train", "--dataset", str(manifest), "--epochs", "1", "--quiet", "--out", str(tmp_path / "run")]
+    if "--columns" not in flags:
+        flags = [*flags, "--columns", COLUMNS]
+    _fails(capsys, [*argv, *flags], *named)
+    assert not (tmp_path / "run").exists()
+
+
+@needs_options
+def test_manifest_option_for_a_builtin_dataset_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fails(capsys, ["train", *TINY, "--missing", "drop", "--out", str(tmp_path / "run")],
+           "missing", "manifests only")
+    assert list(tmp_path.iterdir()) == []
