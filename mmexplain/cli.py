@@ -196,7 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mmexplain`` / ``python -m mmexplain``; returns the exit code."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # a usage error (already printed, one line) or --help
+        return exit_.code if isinstance(exit_.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -96,12 +96,12 @@ def _read(fd: int) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _open_locked(path: Path) -> int | None:
-    """Open ``path`` and take its flock without waiting; None when another process holds it."""
+def _open_locked(path: Path, wait: bool = False) -> int | None:
+    """Open ``path`` and take its flock; None when another process holds it (``wait=False``)."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return None
@@ -136,7 +136,9 @@ def _remove_temporaries(out_dir: Path, run_id: str) -> list[Path]:
 
 
 @contextlib.contextmanager
-def run_lock(out_dir: str | os.PathLike[str], run_id: str) -> Iterator[list[Path]]:
+def run_lock(
+    out_dir: str | os.PathLike[str], run_id: str, *, wait: bool = False
+) -> Iterator[list[Path]]:
     """Hold ``run_id``'s lock in ``out_dir``; on entry remove its stale temporary folders.
 
     Parameters
@@ -145,6 +147,8 @@ def run_lock(out_dir: str | os.PathLike[str], run_id: str) -> Iterator[list[Path
         The reports folder (must exist).
     run_id : str
         The run folder's name.
+    wait : bool, default=False
+        Wait for a live holder to finish instead of raising.
 
     Yields
     ------
@@ -158,7 +162,7 @@ def run_lock(out_dir: str | os.PathLike[str], run_id: str) -> Iterator[list[Path
     """
     out = Path(out_dir)
     path = lock_path(out, run_id)
-    fd = _open_locked(path)
+    fd = _open_locked(path, wait)
     if fd is None:
         raise RunLockedError(
             f"run {run_id!r} in {out} is in progress ({_describe(_holder(path))}; lock {path}); "

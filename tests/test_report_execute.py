@@ -14,7 +14,7 @@ from _report_fixtures import BODY, reader_notebook
 
 from mmexplain.exceptions import ConfigError, NotebookExecutionError, RunLockedError
 from mmexplain.locks import lock_path, run_lock, temp_prefix
-from mmexplain.report import run_notebook
+from mmexplain.report import run_notebook, write_index
 from mmexplain.report.results import load_results
 
 pytestmark = pytest.mark.slow
@@ -55,6 +55,10 @@ def test_changed_input_or_notebook_reruns_and_failure_keeps_ok_report(tmp_path: 
     attempt = load_results(rerun.run_dir / "failed" / f"{rerun.run_id}.json")
     assert attempt["status"] == "failed" and "boom from in.txt" in attempt["error"]["evalue"]
     assert _hidden(out) == []  # no temporary folder or lock left
+    row = json.loads(write_index(out).with_suffix(".json").read_text())["runs"][0]
+    assert row["status"] == "failed" and row["kept"] == f"{rerun.run_id}/{rerun.run_id}.html"
+    assert row["files"]["ipynb"] == f"{rerun.run_id}/failed/{rerun.run_id}.ipynb"
+    assert "earlier ok report (kept)" in (out / "index.html").read_text()
 
     # a run whose last attempt failed is not current: the next run tries again; a success
     # replaces the whole folder (the failed attempt goes with it)

@@ -7,7 +7,6 @@ report share one trained model instead of retraining it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -320,9 +319,10 @@ def load_or_train(cache_dir: str | os.PathLike, *, device: str = "cpu", progress
     key = hashlib.sha256(json.dumps({**p, "format": FORMAT_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
     directory = Path(cache_dir) / f"{p['fusion']}-{key}"
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as lock:
-        # flock: released by the kernel if the holder dies, so the file is never stale
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    # waits for a notebook training the same model; a killed holder's lock is released by
+    # the kernel, and its lock file (beside the folder) is removed by the next holder
+    with run_lock(directory.parent, directory.name, wait=True):
+        (directory / ".lock").unlink(missing_ok=True)  # where older versions locked
         for tmp in directory.glob(".*.tmp"):  # half-written files of a killed training
             tmp.unlink(missing_ok=True)
         if (directory / METRICS).exists():
