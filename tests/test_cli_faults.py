@@ -150,6 +150,10 @@ def test_bad_report_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     _fails(capsys, ["report", str(SIMPLE), "--timeout", "nan", "--out", str(out)], "--timeout")
     _fails(capsys, ["report", str(SIMPLE), "--jobs", "many", "--out", str(out)], "argument --jobs")
     _fails(capsys, ["report", str(SIMPLE), "--out", str(typo)], "exists and is not a folder")
+    _fails(capsys, ["report", str(SIMPLE), "--kernel", "nokernel", "--out", str(out)],
+           "kernel_name='nokernel' is not installed", "python3")
+    _fails(capsys, ["report", str(SIMPLE), "--device", "gpu", "--out", str(out)], "argument --device")
+    _fails(capsys, ["report", str(SIMPLE), "-p", "n", "two", "--out", str(out)], "'n'='two'", "expects int")
     assert not out.exists()
 
 

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cli import _device, _Parser
 from ..exceptions import ConfigError, DataError, MMExplainError
 
 _DESCRIPTION = (
@@ -103,7 +104,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument(
         "--force", action="store_true", help="re-run runs that are already complete"
     )
-    parser.add_argument("--device", help="set the 'device' parameter of notebooks that have one")
+    parser.add_argument(
+        "--device", type=_device, help="set the 'device' parameter of notebooks that have one"
+    )
     parser.add_argument(
         "--run-id", help="run id (single NOTEBOOK only; default from its parameters)"
     )
@@ -247,8 +250,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["report"]:
         argv = argv[1:]
-    from ..cli import _Parser
-
     parser = add_report_arguments(
         _Parser(prog="python -m mmexplain.report.cli", description=_DESCRIPTION)
     )

@@ -66,6 +66,8 @@ def prepare(spec: RunSpec) -> Prepared:
     ):
         raise ConfigError(f"timeout must be a positive number of seconds; got {spec.timeout!r}.")
     declared = validate_parameters(notebook, params)
+    if spec.kernel_name is not None:
+        _check_kernel(spec.kernel_name)
     run_id = check_run_id(spec.run_id) if spec.run_id is not None else spec.planned_run_id
     return Prepared(
         notebook=notebook,
@@ -77,6 +79,19 @@ def prepare(spec: RunSpec) -> Prepared:
         kernel_name=spec.kernel_name,
         timeout=spec.timeout,
     )
+
+
+def _check_kernel(name: str) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    try:
+        manager.get_kernel_spec(name)
+    except NoSuchKernel:
+        installed = ", ".join(sorted(manager.find_kernel_specs())) or "none"
+        raise ConfigError(
+            f"kernel_name={name!r} is not installed; installed kernels: {installed}."
+        ) from None
 
 
 def _run_key(prep: Prepared, cwd: str | None) -> dict[str, str]:
