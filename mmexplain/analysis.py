@@ -21,7 +21,11 @@ import torch
 from .attribution import (
     METHODS,
     AttributionResult,
+    attention_flow,
     attribute,
+    fusion_level_attribution,
+    fusion_level_shares,
+    fusion_level_summary,
     modality_shapley,
     share_by_group,
 )
@@ -732,3 +736,164 @@ def emap_analysis(run: Run, idx: torch.Tensor, *, split: str = "test") -> dict[s
     r = emap(run.model, data.inputs(idx), target=data.target(idx), max_samples=len(idx))
     return {"model_metric": float(r.model_metric), "projection_metric": float(r.projection_metric),
             "metric": r.metric}
+
+
+# --------------------------------------------------------------------------- fusion levels
+def _explained_class(run: Run, x: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """The predicted class per sample (what a decision-level explanation explains); None for
+    a single-output (regression) model."""
+    with torch.no_grad():
+        out = run.model(**x)
+    return out.argmax(1) if out.dim() == 2 and out.shape[1] >= 2 else None
+
+
+def levels_table(model: Any) -> pd.DataFrame:
+    """The model's levels in data-flow order: ``level``, ``stage``, ``kind`` (per-modality
+    branches, one joint representation, or the output) and ``about`` (in words)."""
+    kinds = {"branches": "per-modality branches", "joint": "joint representation", "output": "the output"}
+    return pd.DataFrame([{"level": lv.name, "stage": lv.stage, "kind": kinds[lv.kind], "about": lv.about}
+                         for lv in model.fusion_levels()])
+
+
+def fusion_level_analysis(run: Run, idx: torch.Tensor, *, split: str = "test",
+                          method: str = "layer_ig") -> dict[str, Any]:
+    """Attribution per fusion level of the model's own decisions (its predicted class) on the
+    samples, relative to its reference.
+
+    Returns
+    -------
+    dict
+        ``levels`` (:func:`levels_table`), ``table`` (per level, sample and term, from
+        :func:`~mmexplain.attribution.fusion_level_attribution`), ``shares`` (mean share per
+        level and term), ``summary`` (per level: cross-modal share, completeness, steps, note)
+        and ``story`` (markdown: where the modalities meet and where the decision is made).
+    """
+    x = run.splits[split].inputs(idx)
+    table = fusion_level_attribution(run.model, x, target=_explained_class(run, x), method=method)
+    summary = fusion_level_summary(table)
+    return {"levels": levels_table(run.model), "table": table, "shares": fusion_level_shares(table),
+            "summary": summary, "story": where_modalities_meet(summary)}
+
+
+def where_modalities_meet(summary: pd.DataFrame) -> str:
+    """A reader's account of a :func:`~mmexplain.attribution.fusion_level_summary`: which
+    levels keep the modalities apart, where cross-modal terms appear and how much of the
+    decision they carry."""
+    apart = summary.loc[summary.cross_modal_share <= 1e-12, "level"].tolist()
+    mixed = summary[summary.cross_modal_share > 1e-12]
+    last = summary.iloc[-1]
+    words = []
+    if apart:
+        words.append(f"At {', '.join(f'`{lv}`' for lv in apart)} nothing is cross-modal: each modality's "
+                     "contribution is its own (what the model does with them later is credited back to them).")
+    if len(mixed):
+        first = mixed.iloc[0]
+        words.append(f"The modalities first meet at `{first.level}` ({first.stage}), where cross-modal terms "
+                     f"carry {first.cross_modal_share:.0%} of the contributions.")
+    words.append(f"At the last level, `{last.level}` ({last.stage}), cross-modal terms carry "
+                 f"{last.cross_modal_share:.0%}: " + ("the decision is a sum of per-modality decisions."
+                                                     if last.cross_modal_share <= 1e-12 else
+                                                     "that much of the decision needs the modalities together."))
+    bad = summary[summary.note.str.contains("completeness not reached", regex=False)]
+    if len(bad):
+        words.append(f"Completeness is not reached at {', '.join(f'`{lv}`' for lv in bad.level)} (see its note).")
+    return " ".join(words)
+
+
+def attention_localisation(run: Run, idx: torch.Tensor, *, split: str = "test") -> dict[str, Any] | None:
+    """Where an attention fusion's text tokens look in the image, against the evidence masks.
+
+    For every context modality with a region grid and mask evidence (easy-VQA's shape
+    masks), each real query token's attention weights and gradient-weighted flow are spread
+    over the pixels (:meth:`~mmexplain.attribution.AttentionFlow.region_map`) and scored by
+    :func:`~mmexplain.metrics.mass_in_mask` against the mask, beside its chance level (the
+    mask's area fraction). None when the model's fusion does not attend.
+
+    Returns
+    -------
+    dict or None
+        ``flow`` (:class:`~mmexplain.attribution.AttentionFlow`), ``by_token`` (DataFrame:
+        ``modality``, ``token``, ``n`` (occurrences), ``weights_in_mask``, ``flow_in_mask``,
+        ``chance``), ``overall`` (the same over all real tokens, one row per modality).
+    """
+    if not getattr(run.model.fusion, "attends", False):
+        return None
+    data = run.splits[split]
+    x = data.inputs(idx)
+    flow = attention_flow(run.model, x, target=_explained_class(run, x))
+    query = flow.query
+    real = valid_masks(run, idx, split=split).get(query, flow.query_valid) & flow.query_valid
+    tok = run.tokenizer
+    ids = x[query]
+    words = np.array([tok.convert_ids_to_tokens(row.tolist()) for row in ids]) if tok is not None and \
+        ids.dtype in (torch.int32, torch.int64) else None
+    by_token, overall = [], []
+    for modality in flow.grids:
+        spec = next(s for s in run.model.modality_specs if s.name == modality)
+        ev = data.evidence_for(modality, idx)
+        if ev is None or spec.kind_info.evidence != "mask":
+            continue
+        size = tuple(ev.shape[-2:])
+        chance = chance_level("mass_in_mask", ev)
+
+        def score(tokens: torch.Tensor, modality: str = modality, size: tuple = size, ev: torch.Tensor = ev,
+                  chance: torch.Tensor = chance) -> dict[str, float]:
+            has = tokens.any(1)
+            out = {}
+            for which in ("weights", "flow"):
+                v = mass_in_mask(flow.region_map(modality, size, which=which, tokens=tokens), ev)[has]
+                out[f"{which}_in_mask"] = float(v.nanmean()) if len(v) else float("nan")
+            out["chance"] = float(chance[has].mean()) if has.any() else float("nan")
+            return out
+
+        overall.append({"modality": modality, "n": int(real.sum()), **score(real)})
+        if words is not None:
+            for w in sorted(set(words[real.numpy()].tolist())):
+                sel = torch.from_numpy(words == w) & real
+                by_token.append({"modality": modality, "token": w, "n": int(sel.sum()), **score(sel)})
+    cols = ["modality", "token", "n", "weights_in_mask", "flow_in_mask", "chance"]
+    return {"flow": flow, "by_token": pd.DataFrame(by_token, columns=cols).sort_values(["modality", "n"],
+                                                                                      ascending=[True, False]),
+            "overall": pd.DataFrame(overall, columns=[c for c in cols if c != "token"])}
+
+
+def compare_levels(runs: dict[str, Run], idx: torch.Tensor, *, split: str = "test",
+                   method: str = "layer_ig") -> dict[str, pd.DataFrame]:
+    """:func:`fusion_level_analysis` of several runs on the same samples, side by side.
+
+    Returns
+    -------
+    dict
+        ``shares`` and ``summary`` with a leading ``fusion`` column (the keys of ``runs``).
+    """
+    shares, summaries = [], []
+    for name, r in runs.items():
+        fl = fusion_level_analysis(r, idx, split=split, method=method)
+        shares.append(fl["shares"].assign(fusion=name))
+        summaries.append(fl["summary"].assign(fusion=name))
+
+    def first(df: pd.DataFrame) -> pd.DataFrame:
+        return df[["fusion", *[c for c in df.columns if c != "fusion"]]]
+
+    return {"shares": first(pd.concat(shares, ignore_index=True)),
+            "summary": first(pd.concat(summaries, ignore_index=True))}
+
+
+def attention_figures(run: Run, idx: torch.Tensor, flow: Any, *, positions: Sequence[int] = (0,),
+                      split: str = "test") -> list:
+    """For the samples at ``positions`` of ``idx``: the gradient-weighted attention flow of all
+    real query tokens, spread over each gridded context modality (the image) and drawn on it,
+    with the evidence mask outlined where the data has one."""
+    data = run.splits[split]
+    specs = {s.name: s for s in run.model.modality_specs}
+    real = valid_masks(run, idx, split=split).get(flow.query, flow.query_valid) & flow.query_valid
+    figs = []
+    for modality in flow.grids:
+        x = data.inputs(idx)[modality]
+        ev = data.evidence_for(modality, idx) if specs[modality].kind_info.evidence == "mask" else None
+        maps = flow.region_map(modality, tuple(x.shape[-2:]), tokens=real)
+        for k in positions:
+            figs.append(modality_figure(specs[modality], x[k], maps[k],
+                                        title=f"sample {int(idx[k])} — attention flow of the {flow.query} to the "
+                                              f"{modality}", mask=None if ev is None else ev[k]))
+    return figs

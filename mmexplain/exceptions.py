@@ -11,6 +11,24 @@ class DataError(MMExplainError, ValueError):
     """Bad input data: the message names the file, row, column or modality at fault."""
 
 
+class ManifestError(DataError):
+    """Bad cells of a manifest, all found in one pass.
+
+    Attributes
+    ----------
+    path : str
+        The manifest.
+    issues : list of (row, column, reason)
+        Every problem, rows counted from 1 with the header excluded; the message shows the
+        first 20 and the total.
+    """
+
+    def __init__(self, message: str, *, path: str = "", issues: list[tuple[int, str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.issues = list(issues or [])
+
+
 class ConfigError(MMExplainError, ValueError):
     """A bad parameter or configuration value: the message names the parameter."""
 

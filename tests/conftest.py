@@ -27,7 +27,7 @@ def trained_synthetic():
     cache: dict = {}
 
     def get(mode: str, fusion: str, **kw):
-        key = (mode, fusion, tuple(sorted(kw.items())))
+        key = (mode, fusion, repr(sorted(kw.items())))
         if key not in cache:
             opts = dict(kw)
             cache[key] = train_run(f"synthetic:{mode}", fusion, epochs=opts.pop("epochs", 15), progress=False, **opts)

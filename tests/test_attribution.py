@@ -12,7 +12,6 @@ from mmexplain.attribution import (
     METHODS,
     AttributionResult,
     attribute,
-    fusion_level_attribution,
 )
 from mmexplain.exceptions import ConfigError
 from mmexplain.reference import resolve_baselines
@@ -122,20 +121,6 @@ def test_ig_completeness_under_one_percent_on_trained_models(trained_synthetic, 
     assert set(fixed.meta["n_steps_used"]) == {50}
     # refinement only ever lowers a sample's error
     assert bool((res.completeness_error <= fixed.completeness_error + 1e-9).all())
-
-
-@pytest.mark.parametrize("fusion", ["late", "concat", "attention", "tensor", "early"])
-def test_fusion_levels_are_complete(trained_synthetic, fusion):
-    run = trained_synthetic("image_only", fusion)
-    x = run.splits.test.inputs(range(8))
-    y = run.splits.test.target(range(8))
-    table = fusion_level_attribution(run.model, x, target=y, n_steps=64)
-    assert set(table.level) == set(run.model.fusion_points())
-    rel = table.completeness_error / table.output_delta.abs().clip(lower=1e-6)
-    assert float(rel.median()) < 0.05
-    shares = table.groupby(["level", "modality"])["share"].mean()
-    for level in set(table.level):
-        assert shares[(level, "image")] > 0.5, (fusion, level, shares)
 
 
 # -- planted ground truth --------------------------------------------------------------------

@@ -182,7 +182,7 @@ def test_manifest_missing_image_file(tmp_path):
 def test_manifest_unreadable_image(tmp_path):
     path = _write_manifest(tmp_path, _rows())
     (tmp_path / "img2.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match=r"manifest .*manifest.csv, row 3, column 'image': cannot read image 'img2.png'"):
+    with pytest.raises(DataError, match=r"manifest .*manifest.csv, row 3, column 'image': image 'img2.png' is not a readable image"):
         load_manifest(path, columns=MAP, image_size=(8, 8))
 
 
@@ -214,12 +214,12 @@ def test_manifest_non_numeric_tabular(tmp_path):
 def test_manifest_unknown_label(tmp_path):
     rows = _rows()
     rows[0]["label"] = "bird"
-    _expect(tmp_path, rows, r"row 1, column 'label': unknown label 'bird'; known labels: \['cat', 'dog'\]",
-            label_names=["cat", "dog"])
+    _expect(tmp_path, rows, r"row 1, column 'label': label 'bird' is not one of the declared labels \['cat', 'dog'\]",
+            labels=["cat", "dog"])
 
 
 def test_manifest_unknown_column(tmp_path):
-    _expect(tmp_path, _rows(), r"column 'height' not found", columns={**MAP, "tabular": ["height"]})
+    _expect(tmp_path, _rows(), r"column 'height' \(mapped to tabular\) not found", columns={**MAP, "tabular": ["height"]})
 
 
 def test_manifest_unknown_mapping_key(tmp_path):
@@ -235,7 +235,7 @@ def test_manifest_missing_policies_are_recorded(tmp_path):
     path = _write_manifest(tmp_path, rows)
     splits, _ = load_manifest(path, columns=MAP, image_size=(8, 8), missing="impute-mean")
     rec = splits.train.meta["missing"]
-    assert rec["imputed"] == {"age": 1, "text": 1} and rec["dropped_rows"] == []
+    assert rec["imputed"] == {"age": [7], "text": [3]} and rec["dropped_rows"] == []
     all_age = torch.cat([splits[s].inputs()["tabular"][:, 0] for s in ("train", "val", "test")])
     assert not torch.isnan(all_age).any()
     # the imputed value is the mean of the others

@@ -1,4 +1,4 @@
-"""Models: every fusion runs, exposes fusion points, and round-trips through a checkpoint."""
+"""Models: every fusion runs, declares its levels, and round-trips through a checkpoint."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from safetensors.torch import load_file, save_file
 
 from mmexplain.data import make_synthetic
 from mmexplain.exceptions import CheckpointError, ConfigError
-from mmexplain.models import FUSIONS, ModelConfig, build_model, load_checkpoint, save_checkpoint
+from mmexplain.models import (
+    FUSIONS,
+    STAGES,
+    ModelConfig,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +32,24 @@ def test_every_fusion_forward_and_points(fusion, data4):
     x = data4.inputs(range(5))
     out = model(**x)
     assert out.shape == (5, 2)
-    points = model.fusion_points()
-    assert "encoder" in points and len(points) >= 2
-    for level, mods in points.items():
-        assert set(mods) <= set(data4.modality_names), level
+    levels = model.fusion_levels()
+    assert levels[0].name == "encoder" and len(levels) >= 2
+    assert len({lv.name for lv in levels}) == len(levels)
+    order = [STAGES.index(lv.stage) for lv in levels]
+    assert order == sorted(order), f"{fusion}: levels in data-flow order"
+    assert sum(lv.kind == "output" for lv in levels) <= 1
+    for lv in levels:
+        if lv.kind == "output":
+            continue
+        mods = dict(lv.branches) if lv.branches is not None else {"joint": lv.joint}
+        if lv.branches is not None:
+            assert set(mods) == set(data4.modality_names), (fusion, lv.name)
         seen = {}
         hooks = [m.register_forward_hook(lambda mod, i, o, k=k, seen=seen: seen.__setitem__(k, o)) for k, m in mods.items()]
         model(**x)
         for h in hooks:
             h.remove()
-        assert set(seen) == set(mods), f"{fusion}/{level}: every fusion point runs in forward"
+        assert set(seen) == set(mods), f"{fusion}/{lv.name}: every level's module runs in forward"
     # the token modality declares its embedding layer, which exists
     spec = next(s for s in model.modality_specs if s.kind == "tokens")
     assert isinstance(model.get_submodule(spec.embedding_layer), torch.nn.Embedding)
@@ -43,7 +58,9 @@ def test_every_fusion_forward_and_points(fusion, data4):
 def test_late_fusion_output_is_weighted_sum_of_decisions(data4):
     model = build_model(ModelConfig.from_name("late"), data4).eval()
     x = data4.inputs(range(3))
-    taps = model.fusion_points()["decision"]
+    (decision,) = [lv for lv in model.fusion_levels() if lv.stage == "decision"]
+    assert decision.output_is_sum
+    taps = decision.branches
     outs = {}
     hooks = [m.register_forward_hook(lambda mod, i, o, k=k: outs.__setitem__(k, o)) for k, m in taps.items()]
     y = model(**x)

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import ConfigError
 from .base import MultimodalDataset, Splits, split_train_val
 from .easy_vqa import load_easy_vqa
-from .manifest import ManifestColumns, load_manifest
+from .manifest import load_manifest
+from .options import (
+    OPTION_NAMES,
+    SIDECAR_SUFFIX,
+    ManifestColumns,
+    ManifestOptions,
+    manifest_options,
+    read_sidecar,
+    sidecar_path,
+)
 from .synthetic import MODES as SYNTHETIC_MODES
 from .synthetic import load_synthetic, make_synthetic
 from .text import MiniLMTokenizer, WordTokenizer, tokenizer_from_config
 
 __all__ = [
     "ManifestColumns",
+    "ManifestOptions",
     "MiniLMTokenizer",
     "MultimodalDataset",
+    "SIDECAR_SUFFIX",
     "SYNTHETIC_MODES",
     "Splits",
     "WordTokenizer",
@@ -25,6 +38,9 @@ __all__ = [
     "load_manifest",
     "load_synthetic",
     "make_synthetic",
+    "manifest_options",
+    "read_sidecar",
+    "sidecar_path",
     "split_train_val",
     "tokenizer_from_config",
 ]
@@ -56,16 +72,25 @@ def load_dataset(
     tokenizer : optional
         Reuse a saved tokenizer (checkpoints do).
     **options
-        Passed to the loader (e.g. ``modalities=`` for synthetic, ``columns=`` for manifests).
+        Manifests: exactly ``columns``, ``missing``, ``image_size``, ``max_tokens``,
+        ``labels``, ``allow_outside_paths``, ``task`` (see :func:`manifest_options`; a
+        ``None`` value means not given). easy-VQA: ``val_fraction``. Synthetic:
+        ``modalities``, ``weights``, ``n``, ``val_fraction``, ``test_fraction``.
 
     Returns
     -------
     splits : Splits
     tokenizer : the text tokenizer, or None
+
+    Raises
+    ------
+    ConfigError
+        An unknown spec, or an option the dataset does not take (named, with the allowed ones).
     """
     if not isinstance(spec, str) or not spec:
         raise ConfigError(f"dataset={spec!r}; expected 'easy-vqa', 'synthetic:<mode>' or a manifest path.")
     if spec == "easy-vqa":
+        options = _builtin_options(spec, load_easy_vqa, options)
         return load_easy_vqa(text_encoder=text_encoder, tokenizer=tokenizer, seed=seed, limit=limit, **options)
     if spec.startswith("synthetic:"):
         parts = spec.split(":")
@@ -75,12 +100,14 @@ def load_dataset(
             raise ConfigError(
                 f"dataset={spec!r}; use synthetic:<mode>[:regression] with mode one of {list(SYNTHETIC_MODES)}."
             )
+        options = _builtin_options(spec, load_synthetic, options)
         if limit is not None:
             options.setdefault("n", limit)
         return load_synthetic(mode, task=task, seed=seed, **options), None
     path = Path(spec)
     if path.suffix.lower() in (".csv", ".parquet", ".pq") or path.exists():
-        splits, tok = load_manifest(path, text_encoder=text_encoder, tokenizer=tokenizer, seed=seed, **options)
+        given = manifest_options(**options).given()  # exactly the manifest options, checked before any I/O
+        splits, tok = load_manifest(path, text_encoder=text_encoder, tokenizer=tokenizer, seed=seed, **given)
         if limit is not None:
             splits = Splits(splits.train.subset(range(min(limit, len(splits.train)))), splits.val,
                             splits.test.subset(range(min(limit, len(splits.test)))))
@@ -89,3 +116,16 @@ def load_dataset(
         f"dataset={spec!r} is not 'easy-vqa', 'synthetic:<mode>' ({', '.join(SYNTHETIC_MODES)}) "
         "or an existing .csv / .parquet manifest."
     )
+
+
+def _builtin_options(spec: str, loader: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` if ``loader`` takes them all; manifest options are refused by name."""
+    options = {k: v for k, v in options.items() if not (k in OPTION_NAMES and v is None)}
+    taken = [p for p in inspect.signature(loader).parameters
+             if p not in ("mode", "task", "seed", "limit", "text_encoder", "tokenizer")]
+    for key in options:
+        if key in OPTION_NAMES:
+            raise ConfigError(f"{key}= applies to manifests only; dataset={spec!r} takes {taken or 'no options'}.")
+        if key not in taken:
+            raise ConfigError(f"unknown option {key!r} for dataset={spec!r}; allowed: {taken}.")
+    return options

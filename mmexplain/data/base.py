@@ -202,8 +202,15 @@ class MultimodalDataset:
         )
 
     def fingerprint(self) -> str:
-        """SHA-256 (first 16 hex) over stores, rows and targets: identical data, identical id."""
+        """SHA-256 (first 16 hex) over stores, rows and targets: identical data, identical id.
+
+        A dataset read from files (a manifest) also hashes its sources' bytes
+        (``meta["source_sha256"]``), so editing the manifest, its sidecar or any image changes
+        the id even where the decoded tensors would not (a renamed label, an ignored column).
+        """
         h = hashlib.sha256()
+        if self.meta.get("source_sha256"):
+            h.update(str(self.meta["source_sha256"]).encode())
         for m in self.modality_names:
             h.update(m.encode())
             h.update(self.stores[m].contiguous().numpy().tobytes())
@@ -212,7 +219,8 @@ class MultimodalDataset:
         return h.hexdigest()[:16]
 
     def describe(self) -> dict[str, Any]:
-        """A JSON-safe summary: sizes, shapes, label counts, missing-value record."""
+        """A JSON-safe summary: sizes, shapes, label counts and, for manifests, the source,
+        sidecar, effective options, imputed / dropped rows and truncated texts (rows from 1)."""
         x = self.inputs([0]) if len(self) else {}
         out: dict[str, Any] = {
             "name": self.name,
@@ -227,8 +235,9 @@ class MultimodalDataset:
         if self.task == "classification" and len(self):
             counts = torch.bincount(self.targets, minlength=self.n_outputs).tolist()
             out["label_counts"] = dict(zip(self.label_names or range(len(counts)), counts))
-        if "missing" in self.meta:
-            out["missing"] = self.meta["missing"]
+        for key in ("source", "sidecar", "options", "missing", "truncated"):  # provenance of users' data
+            if key in self.meta:
+                out[key] = self.meta[key]
         return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +16,34 @@ import torch
 from ..exceptions import ConfigError, DataError
 
 PAD, UNK = "[PAD]", "[UNK]"
+# the word tokens of ``tokenizers.pre_tokenizers.Whitespace``, which WordTokenizer uses
+_WORD = re.compile(r"\w+|[^\w\s]+")
+
+
+def clip_words(text: str, max_tokens: int) -> tuple[str, bool]:
+    """Cut ``text`` after its first ``max_tokens`` word tokens, before any tokenizer sees it.
+
+    Word tokens are those of :class:`WordTokenizer` (runs of word characters or of
+    punctuation); scanning stops at token ``max_tokens + 1``, so a megabyte-long cell costs
+    no more than a short one. The result is also cut at ``100 * max_tokens`` characters, so
+    one megabyte-long "word" cannot reach the vocabulary either.
+
+    Returns
+    -------
+    text : str
+        The first ``max_tokens`` tokens with the spacing between them.
+    clipped : bool
+        Whether anything but whitespace was cut.
+    """
+    limit = 100 * max_tokens
+    end = 0
+    for k, match in enumerate(_WORD.finditer(text, 0, limit + 1)):
+        if k == max_tokens:
+            return text[:end], True
+        end = match.end()
+    if len(text) > limit and text[limit:].strip():
+        return text[: min(end, limit)], True
+    return text, False
 
 
 def minilm_dir() -> str:

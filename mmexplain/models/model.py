@@ -15,7 +15,7 @@ from ..reference import MAX_FIT_SAMPLES, Reference, fit_reference
 from ..registry import Registry
 from ..validation import check_inputs
 from .encoders import AudioCNN, ImageCNN, MiniLMTextEncoder, RNNTextEncoder, TabularMLP
-from .fusion import FUSIONS, Fusion
+from .fusion import FUSIONS, Fusion, FusionLevel
 
 #: Named configurations beyond the plain fusion names.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -204,9 +204,17 @@ class MultimodalModel(nn.Module):
         inputs = check_inputs(inputs, modalities=self.modalities)
         return self.fuse(self.encode(inputs))
 
-    def fusion_points(self) -> dict[str, dict[str, nn.Module]]:
-        """Named fusion levels: ``encoder`` (each encoder's output) and the fusion's own level."""
-        return {"encoder": dict(self.encoders.items()), **self.fusion.fusion_points()}
+    def fusion_levels(self) -> list[FusionLevel]:
+        """The model's levels in data-flow order: each encoder's output, the fusion's own
+        levels, and the decision (the output; unless the fusion's levels end with it)."""
+        levels = [FusionLevel("encoder", "encoder output", "each modality's encoder output, before any fusion",
+                              branches=dict(self.encoders.items()))]
+        levels += self.fusion.levels()
+        if not self.fusion.decides:
+            levels.append(FusionLevel("decision", "decision",
+                                      "the output itself: exact main effects of each modality and their cross-modal "
+                                      "terms (the Möbius split of f(x) − f(reference) over modalities)"))
+        return levels
 
     def describe(self) -> dict[str, Any]:
         """JSON-safe architecture description (what checkpoints store to rebuild the model)."""

@@ -499,18 +499,21 @@ def fusion_level_shares(
     table: pd.DataFrame,
     *,
     title: str | None = None,
-    barmode: str = "group",
+    barmode: str = "stack",
 ) -> go.Figure:
-    """Share of each modality at each fusion level, one panel per fusion model if present.
+    """Share of each modality, and of each cross-modal term, at each fusion level; one panel
+    per fusion model if present.
 
     Parameters
     ----------
     table : DataFrame
-        Columns ``level``, ``modality``, ``share`` and optionally ``fusion``: the output of
-        :func:`mmexplain.attribution.fusion_level_shares` / ``compare_fusions``, or the raw
-        per-sample table of ``fusion_level_attribution`` (averaged here).
+        Columns ``level``, ``modality``, ``share`` and optionally ``fusion`` and
+        ``cross_modal``: the output of :func:`mmexplain.attribution.fusion_level_shares` /
+        ``compare_fusions``, or the raw per-sample table of ``fusion_level_attribution``
+        (averaged here). Cross-modal terms (``cross_modal`` true) are hatched.
     title : str, optional
-    barmode : {"group", "stack"}, default="group"
+    barmode : {"stack", "group"}, default="stack"
+        Stacked, each level's bar adds up to 1.
 
     Returns
     -------
@@ -532,6 +535,8 @@ def fusion_level_shares(
     else:
         fusions = [None]
     colours = _colours(df["modality"].tolist())
+    cross = set(df.loc[df["cross_modal"].astype(bool), "modality"]) if "cross_modal" in df.columns else set()
+    cross = set(df.loc[df["cross_modal"].astype(bool), "modality"]) if "cross_modal" in df.columns else set()
     fig = make_subplots(
         rows=1, cols=len(fusions), shared_yaxes=True, horizontal_spacing=0.04,
         subplot_titles=[_esc(f) for f in fusions] if has_fusion else None,
@@ -546,10 +551,11 @@ def fusion_level_shares(
             y = means.xs(m, level="modality").reindex(levels)
             fig.add_trace(go.Bar(
                 x=[_esc(lv) for lv in levels], y=y.to_numpy(), name=_esc(m), legendgroup=_esc(m),
-                marker={"color": colours[m]}, showlegend=col == 1,
+                marker={"color": colours[m], "pattern": {"shape": "/" if m in cross else ""}}, showlegend=col == 1,
                 hovertemplate=f"{_esc(m)}: " + "%{y:.3f}<extra>%{x}</extra>",
             ), row=1, col=col)
-    _layout(fig, title or "Modality shares per fusion level", barmode=barmode, legend_title_text="modality")
+    _layout(fig, title or "Modality and cross-modal shares per fusion level", barmode=barmode,
+            legend_title_text="modality or term")
     fig.update_xaxes(title_text="fusion level", type="category")
     fig.update_yaxes(title_text="mean share", rangemode="tozero", row=1, col=1)
     return fig
