@@ -186,17 +186,6 @@ def test_subprocess_gets_a_message_not_a_traceback() -> None:
 # ------------------------------------------------------------------ manifest options
 
 
-def _has_manifest_options() -> bool:
-    import mmexplain.data
-
-    return hasattr(mmexplain.data, "ManifestOptions")
-
-
-needs_options = pytest.mark.skipif(
-    not _has_manifest_options(), reason="needs the data layer's manifest options (ManifestOptions)"
-)
-
-
 def _tiny_manifest(folder: Path) -> Path:
     """12 rows: an 8x8 red or blue image, a question, two numbers, the colour as label."""
     from PIL import Image
@@ -216,7 +205,6 @@ def _tiny_manifest(folder: Path) -> Path:
 COLUMNS = '{"image": "file", "text": "question", "tabular": ["age", "bmi"], "target": "label"}'
 
 
-@needs_options
 def test_manifest_options_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = _tiny_manifest(tmp_path / "data")
     out = tmp_path / "run"
@@ -232,7 +220,6 @@ def test_manifest_options_on_the_command_line(tmp_path: Path, capsys: pytest.Cap
     assert json.loads(capsys.readouterr().out)["label_names"] == ["blue", "red"]
 
 
-@needs_options
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
@@ -253,7 +240,6 @@ def test_bad_manifest_options(
     assert not (tmp_path / "run").exists()
 
 
-@needs_options
 def test_manifest_option_for_a_builtin_dataset_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
