@@ -128,6 +128,14 @@ def test_bad_evaluate_inputs(tmp_path: Path, trained: Path, capsys: pytest.Captu
     (pickled / "config.json").write_text(json.dumps(config))
     _fails(capsys, ["evaluate", "--run", str(pickled)], "model.safetensors", "not a safetensors file")
 
+    # params without the dataset: named, not a KeyError
+    no_dataset = tmp_path / "no_dataset"
+    shutil.copytree(trained, no_dataset)
+    config = json.loads((no_dataset / "config.json").read_text())
+    del config["params"]["dataset"]
+    (no_dataset / "config.json").write_text(json.dumps(config))
+    _fails(capsys, ["evaluate", "--run", str(no_dataset)], "params lack ['dataset']")
+
     # the weights changed behind config.json's back
     swapped = tmp_path / "swapped"
     shutil.copytree(trained, swapped)

@@ -290,6 +290,9 @@ def load_run(directory: str | os.PathLike, *, device: str = "cpu") -> Run:
     params = ckpt.config.get("params")
     if not isinstance(params, dict) or not params:
         raise CheckpointError(f"checkpoint {directory}: config.json has no 'params'; it was not saved by train_run.")
+    missing = [k for k in ("dataset", "fusion", "seed", "limit") if k not in params]
+    if missing:
+        raise CheckpointError(f"checkpoint {directory}: config.json's params lack {missing}; it was not saved by train_run.")
     tok_cfg = ckpt.config.get("tokenizer")
     splits, tokenizer = _load_splits(params, tokenizer_from_config(tok_cfg) if tok_cfg else None)
     run = Run(ckpt.model, splits, {}, params, directory, tokenizer, ckpt.weights_sha256)
