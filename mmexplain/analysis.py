@@ -5,12 +5,14 @@ split, so notebooks stay a sequence of calls and figures. "Absent" is always the
 stored reference (:func:`reference_table` says what it is in words). :func:`trust_panel`
 puts the quality checks of each method side by side; the explanation-quality report shows
 it over its samples and every decision-audit card (:mod:`mmexplain.audit`) for its own.
+:func:`compare_strategies` puts runs of several fusion strategies on the same data side by
+side, one row each, from these same functions.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ from .attribution import (
     share_by_group,
 )
 from .attribution.emap import emap
+from .exceptions import ConfigError
 from .metrics import (
     PerturbationCurve,
     agreement_matrix,
@@ -731,11 +734,12 @@ def robustness_tables(run: Run, idx: torch.Tensor, *, split: str = "test",
 
 
 def emap_analysis(run: Run, idx: torch.Tensor, *, split: str = "test") -> dict[str, float]:
-    """EMAP: metric of the model and of its additive projection on the samples."""
+    """EMAP: metric of the model and of its additive projection on the samples, and their
+    ``gap`` (:attr:`~mmexplain.attribution.emap.EMAPResult.gap`: model − projection)."""
     data = run.splits[split]
     r = emap(run.model, data.inputs(idx), target=data.target(idx), max_samples=len(idx))
     return {"model_metric": float(r.model_metric), "projection_metric": float(r.projection_metric),
-            "metric": r.metric}
+            "gap": float(r.gap), "metric": r.metric}
 
 
 # --------------------------------------------------------------------------- fusion levels
@@ -897,3 +901,153 @@ def attention_figures(run: Run, idx: torch.Tensor, flow: Any, *, positions: Sequ
                                         title=f"sample {int(idx[k])} — attention flow of the {flow.query} to the "
                                               f"{modality}", mask=None if ev is None else ev[k]))
     return figs
+
+
+
+# ------------------------------------------------------------------------------ strategies compared
+
+
+def _check_sample_index(idx: Any, n: int, split: str) -> torch.Tensor:
+    """``idx`` as a 1-D LongTensor of distinct positions in a split of ``n`` samples."""
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 1 or idx.is_floating_point() or idx.dtype == torch.bool:
+        raise ConfigError(f"idx must be a 1-D integer tensor of {split} positions (e.g. select_samples(run, 32)); "
+                          f"got {type(idx).__name__}{tuple(idx.shape) if isinstance(idx, torch.Tensor) else ''}.")
+    if len(idx) == 0:
+        raise ConfigError("idx is empty; pass at least one sample (e.g. select_samples(run, 32)).")
+    bad = (idx < 0) | (idx >= n)
+    if bool(bad.any()):
+        raise ConfigError(f"idx holds {int(idx[bad][0])}, outside the {n} samples of the {split} split.")
+    return idx.long()
+
+
+def compare_strategies(
+    runs: Mapping[str, Run],
+    idx: torch.Tensor,
+    *,
+    split: str = "test",
+    method: str = "ig",
+    steps: int = 10,
+    method_options: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Fusion strategies compared on the same data, the same samples and the same games.
+
+    Every number comes from the function the notebooks show it with, so a row agrees with
+    notebook 02 / 05 run on that model and these samples: :func:`shapley_analysis` (shares
+    and InterSHAP), :func:`emap_analysis`, :func:`explain` with one method, then
+    :func:`localisation_table` and :func:`faithfulness_table` on its maps.
+
+    Every run must come from the same data (same ``run.data_fingerprint``: dataset, limit
+    and seed) and is explained on the same samples ``idx`` of ``split``. "Absent" is each
+    model's own stored reference (``run.model.reference``, fitted from the training split
+    when the model was trained, so from the same training data for every run), except in
+    InterSHAP's interventional game, whose background is the same :func:`background_for`
+    training samples for every run.
+
+    Parameters
+    ----------
+    runs : mapping of str -> Run
+        The runs to compare, keyed by the label of their row (normally the fusion name).
+    idx : LongTensor of shape (N,)
+        Positions of the samples in ``split`` (e.g. :func:`select_samples` of one run),
+        the same for every run.
+    split : str, default="test"
+    method : str, default="ig"
+        The attribution method whose maps are scored for localisation and faithfulness.
+    steps : int, default=10
+        Steps of the deletion / insertion curves (:func:`faithfulness_table`).
+    method_options : mapping, optional
+        Options of ``method`` (e.g. ``{"n_steps": 32}`` for IG), passed to :func:`explain`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run, in the order of ``runs``. Columns:
+
+        * ``fusion``: the key in ``runs``;
+        * ``test_accuracy``: ``run.metrics["test"]["accuracy"]`` (fraction; NaN when the
+          run has no stored test accuracy, e.g. regression);
+        * ``share_<modality>``: mean MM-SHAP share of the modality (modality Shapley values
+          of the predicted class's logit, :func:`shapley_analysis`'s ``mean_shares``); each
+          row's shares sum to 1;
+        * ``interaction_share``: InterSHAP, pooled, probability game with the background of
+          :func:`background_for` (:func:`intershap`), a fraction in [0, 1];
+        * ``emap_gap``: EMAP's model metric minus its additive projection's (accuracy for
+          a classifier, a difference of fractions; MSE for a regression model, where a
+          negative gap favours the model); about 0 when the model's predictions do not use
+          cross-modal interactions on these samples;
+        * ``<modality>_<metric>_vs_chance``: :func:`localisation_table`'s ``vs_chance`` of
+          ``method``'s maps, one column per modality with ground-truth evidence and metric
+          (mass in mask, pointing game: fractions, higher is better; evidence rank: lower is
+          better; reciprocal rank: higher is better); no such columns when the data has no
+          evidence, NaN for a run that ``method`` cannot explain or where the metric is
+          undefined on every sample;
+        * ``deletion_auc_vs_random``: deletion AUC minus the random order's, averaged over
+          modalities (units: the target class's probability × fraction deleted; lower is
+          better, below 0 is faithful); ``insertion_auc_vs_random`` likewise (higher is
+          better, above 0 is faithful);
+        * ``flags``: why ``method`` was left out for the run, and its result's flags.
+
+        ``table.attrs`` holds ``better`` (column -> ``"higher"`` / ``"lower"``, for the
+        columns with a direction), ``method``, ``split``, ``index`` (the samples) and
+        ``emap_metric``.
+
+    Raises
+    ------
+    ConfigError
+        When ``runs`` is empty, a run was trained on other data than the first, or ``idx``
+        is not a 1-D integer tensor of positions in ``split``.
+
+    See Also
+    --------
+    mmexplain.viz.strategy_comparison : the table as one figure.
+    """
+    if not isinstance(runs, Mapping) or not runs:
+        raise ConfigError(f"runs must be a non-empty mapping label -> Run; got {runs!r}.")
+    names = list(runs)
+    first = runs[names[0]]
+    for name in names[1:]:
+        if runs[name].data_fingerprint != first.data_fingerprint:
+            raise ConfigError(
+                f"runs[{name!r}] (fusion {runs[name].params.get('fusion')!r}) was trained on other data than "
+                f"runs[{names[0]!r}] (data fingerprints differ); train every run on one dataset, limit and seed.")
+    idx = _check_sample_index(idx, len(first.splits[split]), split)
+    METHODS.get(method)  # an unknown name fails here, listing the methods there are
+    options = {method: dict(method_options or {})}
+    better: dict[str, str] = {"test_accuracy": "higher", "deletion_auc_vs_random": "lower",
+                              "insertion_auc_vs_random": "higher"}
+    rows, loc_columns, emap_metric = [], {}, None
+    for name in names:
+        run = runs[name]
+        sh = shapley_analysis(run, idx, split=split)
+        em = emap_analysis(run, idx, split=split)
+        emap_metric = em["metric"]
+        results = explain(run, idx, [method], split=split, **options)
+        why = invalid_methods(run, [method])
+        row: dict[str, Any] = {
+            "fusion": name,
+            "test_accuracy": float(run.metrics.get("test", {}).get("accuracy", float("nan"))),
+            **{f"share_{m}": float(v) for m, v in sh["mean_shares"].items()},
+            "interaction_share": sh["interaction_share"],
+            "emap_gap": em["gap"],
+        }
+        loc = localisation_table(run, idx, results, split=split)
+        for r in loc.itertuples():
+            col = f"{r.modality}_{r.metric}_vs_chance"
+            loc_columns[col] = None
+            better[col] = r.better
+            row[col] = float(r.vs_chance)
+        faith, _ = faithfulness_table(run, idx, results, split=split, steps=steps)
+        for mode in ("deletion", "insertion"):
+            f = faith[faith["mode"] == mode]
+            # per modality the mean over samples, then the mean over modalities (as the trust panel)
+            row[f"{mode}_auc_vs_random"] = float((f["auc"] - f["random_auc"]).mean()) if len(f) else float("nan")
+        flags = [f"{method} left out: {why[method]}"] if method in why else []
+        row["flags"] = "; ".join(flags + (list(results[method].flags) if method in results else []))
+        rows.append(row)
+    shares = [c for c in rows[0] if c.startswith("share_")]
+    columns = ["fusion", "test_accuracy", *shares, "interaction_share", "emap_gap", *loc_columns,
+               "deletion_auc_vs_random", "insertion_auc_vs_random", "flags"]
+    table = pd.DataFrame(rows, columns=columns)
+    table.attrs.update(better=better, method=method, split=split, index=[int(i) for i in idx],
+                       emap_metric=emap_metric)
+    return table

@@ -18,6 +18,7 @@ from .figures import (
     perturbation_curves,
     robustness_curve,
     setup_notebook,
+    strategy_comparison,
     tabular_attribution,
     token_attribution,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "perturbation_curves",
     "robustness_curve",
     "setup_notebook",
+    "strategy_comparison",
     "tabular_attribution",
     "token_attribution",
 ]

@@ -42,6 +42,7 @@ __all__ = [
     "perturbation_curves",
     "robustness_curve",
     "setup_notebook",
+    "strategy_comparison",
     "tabular_attribution",
     "token_attribution",
 ]
@@ -558,6 +559,84 @@ def fusion_level_shares(
             legend_title_text="modality or term")
     fig.update_xaxes(title_text="fusion level", type="category")
     fig.update_yaxes(title_text="mean share", rangemode="tozero", row=1, col=1)
+    return fig
+
+
+#: Suffixes of :func:`mmexplain.analysis.compare_strategies` columns that are differences
+#: from a reference (chance, the random order, the additive projection): 0 is drawn dashed.
+_DIFFERENCE_SUFFIXES = ("_vs_chance", "_vs_random", "_gap")
+_METRIC_COLOUR = "#555555"
+
+
+def strategy_comparison(
+    table: pd.DataFrame,
+    *,
+    title: str | None = None,
+    cols: int = 3,
+) -> go.Figure:
+    """Fusion strategies side by side: one panel per metric, one bar per strategy.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`mmexplain.analysis.compare_strategies`' table: a ``fusion`` column, one
+        ``share_<modality>`` column per modality, and any other numeric metric columns
+        (``flags`` and other text columns are not drawn).
+    title : str, optional
+    cols : int, default=3
+        Panels per row.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The first panel stacks the modality shares: one ``Bar`` per modality (named after
+        it, in the legend), ``x`` the fusions, ``y`` its ``share_<modality>`` column, so
+        each bar reaches 1. Then one panel per other numeric column in table order: one
+        ``Bar`` named after the column, ``x`` the fusions, ``y`` the column. Panels of
+        differences (columns ending in ``_vs_chance``, ``_vs_random``, ``_gap``) have a
+        dashed line at 0, the chance / random / additive level; panel titles say which
+        direction is better where ``table.attrs["better"]`` says so. Every label escaped.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table must be a DataFrame (compare_strategies); got {type(table).__name__}.")
+    if "fusion" not in table.columns:
+        raise ValueError(f"the table needs a 'fusion' column; columns: {list(table.columns)}.")
+    if isinstance(cols, bool) or not isinstance(cols, int) or cols < 1:
+        raise ValueError(f"cols must be an integer >= 1; got {cols!r}.")
+    shares = [c for c in table.columns if str(c).startswith("share_")]
+    metrics = [c for c in table.columns if c != "fusion" and c not in shares
+               and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
+    better = table.attrs.get("better", {})
+    panels = (["modality share (stacked)"] if shares else []) + [
+        f"{c} ({better[c]} is better)" if better.get(c) else str(c) for c in metrics]
+    cols = min(cols, max(len(panels), 1))
+    n_rows = max(1, -(-len(panels) // cols))
+    fig = make_subplots(rows=n_rows, cols=cols, subplot_titles=[_esc(p) for p in panels],
+                        horizontal_spacing=0.08, vertical_spacing=0.35 / n_rows)
+    x = [_esc(f) for f in table["fusion"]]
+    colours = _colours([str(c)[len("share_"):] for c in shares])
+    pos = 0
+    if shares:
+        for c in shares:
+            m = str(c)[len("share_"):]
+            fig.add_trace(go.Bar(
+                x=x, y=table[c].to_numpy(dtype=float), name=_esc(m), legendgroup=_esc(m),
+                marker={"color": colours[m]}, hovertemplate=f"{_esc(m)}: " + "%{y:.3f}<extra>%{x}</extra>",
+            ), row=1, col=1)
+        fig.update_yaxes(range=[0, 1.02], row=1, col=1)
+        pos = 1
+    for c in metrics:
+        r, k = divmod(pos, cols)
+        fig.add_trace(go.Bar(
+            x=x, y=table[c].to_numpy(dtype=float), name=_esc(c), showlegend=False,
+            marker={"color": _METRIC_COLOUR}, hovertemplate=f"{_esc(c)}: " + "%{y:.4g}<extra>%{x}</extra>",
+        ), row=r + 1, col=k + 1)
+        if str(c).endswith(_DIFFERENCE_SUFFIXES):
+            fig.add_hline(y=0, line_dash="dash", line_color="#888888", line_width=1, row=r + 1, col=k + 1)
+        pos += 1
+    _layout(fig, title or "Fusion strategies compared", barmode="stack", legend_title_text="modality",
+            height=320 * n_rows + 80)
+    fig.update_xaxes(type="category")
     return fig
 
 
