@@ -37,6 +37,14 @@ class CheckpointError(MMExplainError):
     """A checkpoint that is missing, corrupt, or does not match its config."""
 
 
+class DataChangedError(CheckpointError):
+    """A checkpoint whose training data no longer match the data loaded now."""
+
+
+class RunLockedError(MMExplainError):
+    """A run (a report, a training run) that another live process holds the lock of."""
+
+
 class AttributionError(MMExplainError):
     """An attribution that cannot be computed as asked (e.g. an unsupported model layout)."""
 

@@ -7,6 +7,7 @@ No ``assert``: checks must survive ``python -O``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -30,6 +31,16 @@ def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}; got {value}.")
     return value
+
+
+def check_positive_float(name: str, value: Any) -> float:
+    """Return ``value`` as float if it is a finite number > 0 (not nan, not inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a finite number > 0; got {value!r} ({type(value).__name__}).")
+    v = float(value)
+    if not (v > 0 and math.isfinite(v)):
+        raise ConfigError(f"{name} must be a finite number > 0; got {v}.")
+    return v
 
 
 def check_fraction(name: str, value: Any, *, low: float = 0.0, high: float = 1.0) -> float:

@@ -14,7 +14,7 @@ import pytest
 from browser import open_report
 from PIL import Image
 
-from mmexplain.report.runner import RunSpec, run_batch
+from mmexplain.report import RunSpec, run_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 NB = ROOT / "notebooks"

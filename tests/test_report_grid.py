@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from mmexplain.exceptions import ConfigError
+from mmexplain.report import RunSpec, run_batch
 from mmexplain.report.cli import main as cli_main
 from mmexplain.report.grid import expand_grid, load_grid
-from mmexplain.report.runner import RunSpec, run_batch
 
 NB = Path(__file__).parent / "fixtures" / "notebooks"
 SIMPLE = NB / "simple.ipynb"
@@ -39,22 +39,26 @@ grid: {{dataset: [easy-vqa, "synthetic:interaction"], fusion: [late, concat], se
     config = load_grid(grid)
     specs = expand_grid(config)
     assert len(specs) == 2 * 2 * 2 * 2
-    ids = [s.run_id for s in specs]
+    ids = [s.planned_run_id for s in specs]
     assert len(set(ids)) == len(ids)
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", i) for i in ids)
-    assert ids[0] == "simple__dataset-easy-vqa__fusion-late__seed-0"
-    assert "simple__dataset-synthetic-interaction__fusion-concat__seed-1" in ids
+    names = [i.rsplit("__", 1)[0] for i in ids]  # readable part: the grid axes
+    assert names[0] == "simple__dataset-easy-vqa__fusion-late__seed-0"
+    assert "simple__dataset-synthetic-interaction__fusion-concat__seed-1" in names
     assert specs[0].parameters == {"alpha": 2, "dataset": "easy-vqa", "fusion": "late", "seed": 0}
 
 
 def test_grid_single_notebook_scalar_values_and_overrides(tmp_path: Path) -> None:
     grid = write(tmp_path / "g.yaml", "notebooks: simple.ipynb\ngrid: {n: 2, label: [a, b]}\n")
     specs = expand_grid(load_grid(grid), base_dir=NB)
-    assert [s.run_id for s in specs] == ["simple__n-2__label-a", "simple__n-2__label-b"]
+    names = [s.planned_run_id.rsplit("__", 1)[0] for s in specs]
+    assert names == ["simple__n-2__label-a", "simple__n-2__label-b"]
     assert Path(specs[0].notebook) == NB / "simple.ipynb"
     # An override fixes an axis: it is no longer varied nor part of the id.
     specs = expand_grid(load_grid(grid), base_dir=NB, overrides={"label": "c"})
-    assert [(s.run_id, s.parameters["label"]) for s in specs] == [("simple__n-2", "c")]
+    assert [(s.planned_run_id.rsplit("__", 1)[0], s.parameters["label"]) for s in specs] == [
+        ("simple__n-2", "c")
+    ]
 
 
 def test_grid_notebook_entries_carry_their_own_parameters(tmp_path: Path) -> None:
@@ -81,7 +85,7 @@ def test_grid_colliding_slugs_get_distinct_ids(tmp_path: Path) -> None:
     grid = write(
         tmp_path / "g.yaml", f"notebooks: [{SIMPLE}]\ngrid: {{label: ['a:b', 'a b', a-b]}}\n"
     )
-    ids = [s.run_id for s in expand_grid(load_grid(grid))]
+    ids = [s.planned_run_id for s in expand_grid(load_grid(grid))]
     assert len(set(ids)) == 3 and all(i.startswith("simple__label-a-b__") for i in ids)
 
 
@@ -141,10 +145,15 @@ grid:
     out = tmp_path / "reports"
     specs = expand_grid(load_grid(grid))
     assert len(specs) == 8
-    broken = dataclasses.replace(specs[5], parameters={**specs[5].parameters, "fail": True})
+    # the same run folder as specs[5], made to fail (a failed run never blocks its folder)
+    broken = dataclasses.replace(
+        specs[5],
+        parameters={**specs[5].parameters, "fail": True},
+        run_id=specs[5].planned_run_id,
+    )
     records = run_batch([*specs[:5], broken, *specs[6:]], out, jobs=2)
 
-    assert [r.run_id for r in records] == [s.run_id for s in specs]
+    assert [r.run_id for r in records] == [s.planned_run_id for s in specs]
     assert [r.status for r in records].count("ok") == 7
     failed = records[5]
     assert failed.status == "failed" and failed.error["ename"] == "RuntimeError"
@@ -155,7 +164,7 @@ grid:
     rows = {r["run_id"]: r for r in index["runs"]}
     assert len(rows) == 8 and rows[failed.run_id]["status"] == "failed"
     assert rows[failed.run_id]["files"]["ipynb"] == f"{failed.run_id}/{failed.run_id}.ipynb"
-    assert rows[specs[0].run_id]["key_results"]["accuracy"] == records[0].results["accuracy"]
+    assert rows[specs[0].planned_run_id]["key_results"]["accuracy"] == records[0].results["accuracy"]
     assert "RuntimeError: asked to fail" in index_html and "partial notebook" in index_html
     assert f'href="{failed.run_id}/{failed.run_id}.ipynb"' in index_html
     assert (
@@ -182,7 +191,7 @@ grid:
 
 
 def test_default_report_grid_is_valid_for_every_notebook() -> None:
-    from mmexplain.report.runner import validate_parameters
+    from mmexplain.report import validate_parameters
 
     root = Path(__file__).resolve().parents[1]
     specs = expand_grid(load_grid(root / "notebooks" / "default_report.yaml"), base_dir=root)

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
+from mmexplain.report import RunRecord, RunSpec, run_batch
 from mmexplain.report.html import (
     external_resources,
     notebook_to_html,
@@ -17,7 +18,6 @@ from mmexplain.report.html import (
     provenance_table_html,
     sanitize_html,
 )
-from mmexplain.report.runner import RunRecord, RunSpec, run_batch
 
 NB = Path(__file__).parent / "fixtures" / "notebooks"
 XSS = "<script>window.__xss=1</script>"

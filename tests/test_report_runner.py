@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,18 +15,18 @@ import pandas as pd
 import pytest
 
 from mmexplain.exceptions import ConfigError, NotebookExecutionError, ReportError
-from mmexplain.report import html as report_html
-from mmexplain.report.cli import main as cli_main
-from mmexplain.report.cli import parse_value
-from mmexplain.report.html import external_resources
-from mmexplain.report.results import SCHEMA_VERSION, load_results, record
-from mmexplain.report.runner import (
+from mmexplain.report import (
     RunRecord,
     inspect_parameters,
     make_run_id,
     run_notebook,
     validate_parameters,
 )
+from mmexplain.report import html as report_html
+from mmexplain.report.cli import main as cli_main
+from mmexplain.report.cli import parse_value
+from mmexplain.report.html import external_resources
+from mmexplain.report.results import SCHEMA_VERSION, load_results, record
 
 pytestmark = pytest.mark.slow
 
@@ -146,12 +147,17 @@ def test_missing_notebook_and_unsafe_run_id(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_make_run_id_is_readable_and_bounded() -> None:
-    assert (
-        make_run_id("nb/01_train.ipynb", {"fusion": "late", "seed": 0})
-        == "01_train__fusion-late__seed-0"
+def test_make_run_id_is_readable_hashed_and_bounded() -> None:
+    rid = make_run_id("nb/01_train.ipynb", {"fusion": "late", "seed": 0})
+    assert re.fullmatch(r"01_train__fusion-late__seed-0__[0-9a-f]{8}", rid)
+    assert make_run_id("x.ipynb", {"d": "synthetic:interaction"}).startswith(
+        "x__d-synthetic-interaction__"
     )
-    assert make_run_id("x.ipynb", {"d": "synthetic:interaction"}) == "x__d-synthetic-interaction"
+    # the hash covers every parameter, also those not spelled out, and the notebook name
+    shown = make_run_id("x.ipynb", {"a": 1, "b": 2}, shown=["a"])
+    assert shown.startswith("x__a-1__") and shown != make_run_id("x.ipynb", {"a": 1, "b": 3}, shown=["a"])
+    assert make_run_id("x.ipynb", {"a": 1}) != make_run_id("y/x.ipynb", {"a": 2})
+    assert make_run_id("x.ipynb", {"a": 1, "b": 2}) == make_run_id("x.ipynb", {"b": 2, "a": 1})
     long = make_run_id("x.ipynb", {"label": "y" * 300})
     assert len(long) <= 120 and long != make_run_id("x.ipynb", {"label": "y" * 301})
 
@@ -168,7 +174,9 @@ def test_parse_value_like_yaml() -> None:
 
 def test_run_writes_three_files_with_provenance(simple_run: RunRecord) -> None:
     rec = simple_run
-    assert rec.ok and not rec.skipped and rec.run_id == "simple__n-4__label-first"
+    assert rec.ok and not rec.skipped
+    assert rec.run_id == make_run_id(SIMPLE, {"n": 4, "label": "first"})
+    assert rec.run_id.startswith("simple__label-first__n-4__")
     assert rec.run_dir.name == rec.run_id
     assert sorted(p.name for p in rec.run_dir.iterdir()) == [
         f"{rec.run_id}.html",
@@ -282,7 +290,7 @@ def test_notebook_without_parameters_runs_on_this_interpreter(tmp_path: Path) ->
     workdir = tmp_path / "work"
     workdir.mkdir()
     rec = run_notebook(NO_PARAMS, None, tmp_path / "out", cwd=workdir)
-    assert rec.ok and rec.results == {} and rec.run_id == "no_params"
+    assert rec.ok and rec.results == {} and rec.run_id == make_run_id(NO_PARAMS, {})
     nb = json.loads(rec.ipynb_path.read_text())
     printed = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     *_, kernel_cwd, kernel_python = printed.strip().splitlines()
@@ -333,7 +341,7 @@ def test_report_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert cli_main([str(NO_PARAMS), "--out", out]) == 0
     assert (Path(out) / "index.html").is_file()
     index = json.loads((Path(out) / "index.json").read_text())
-    assert {r["run_id"]: r["status"] for r in index["runs"]} == {
+    assert {r["run_id"].split("__")[0]: r["status"] for r in index["runs"]} == {
         "raises": "failed",
         "no_params": "ok",
     }

@@ -77,7 +77,29 @@ def test_cli_bad_input_exit_code(tmp_path, capsys):
     assert "unknown fusion 'warp'" in capsys.readouterr().err
     rc = main(["train", "--device", "tpu", "--out", str(tmp_path / "x")])
     assert rc == 2
-    assert "device='tpu'" in capsys.readouterr().err
+    assert "argument --device" in (err := capsys.readouterr().err) and "'tpu'" in err
+
+
+def test_load_or_train_retrains_when_the_data_changed(tmp_path):
+    from PIL import Image
+
+    from mmexplain.training import load_or_train
+
+    rows = ["image,text,label"]
+    for i in range(12):
+        Image.new("RGB", (64, 64), (200, 30, 30) if i % 2 else (30, 30, 200)).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,what colour {i},{'red' if i % 2 else 'blue'}")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    cache = tmp_path / "models"
+    first = load_or_train(cache, dataset=str(manifest), fusion="concat", epochs=1, progress=False)
+    manifest.write_text(manifest.read_text().replace("what colour 3", "which colour 3"))
+    # the cached model no longer matches the data: trained again, not an error
+    second = load_or_train(cache, dataset=str(manifest), fusion="concat", epochs=1, progress=False)
+    assert second.data_fingerprint != first.data_fingerprint
+    assert load_run(second.directory).data_fingerprint == second.data_fingerprint
+    assert second.directory == first.directory
+    assert sorted(p.name for p in cache.iterdir()) == [first.directory.name]  # no lock left
 
 
 def test_predict_encodes_shared_rows_once_and_matches_forward(easy_vqa_small):

@@ -139,8 +139,10 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str = "cpu") -> Che
             raise CheckpointError(f"checkpoint {directory}: {p.name} not found.")
     try:
         config = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"checkpoint {cfg_path}: not valid JSON ({e}).") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint {cfg_path}: must hold a JSON object; got a {type(config).__name__}.")
     if config.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {cfg_path}: format_version={config.get('format_version')!r}, expected {FORMAT_VERSION}."
@@ -155,7 +157,12 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str = "cpu") -> Che
         model = MultimodalModel.from_description(config["model"])
     except Exception as e:
         raise CheckpointError(f"checkpoint {cfg_path}: cannot rebuild the model: {e}") from None
-    state = load_file(str(w_path))
+    try:
+        state = load_file(str(w_path))
+    except Exception as e:  # safetensors raises its own SafetensorError (and OSError)
+        raise CheckpointError(
+            f"checkpoint {w_path}: not a safetensors file ({type(e).__name__}: {e}); it is never unpickled."
+        ) from None
     expected = model.state_dict()
     external = tuple(config.get("external_weights", []))
     missing = [k for k in expected if k not in state and not k.startswith(external or ("\0",))]

@@ -3,8 +3,10 @@
 Public API (imported lazily, so that notebooks can ``from mmexplain.report.results import
 record`` without loading papermill/nbconvert into the kernel):
 
-* :func:`run_notebook`, :func:`run_batch`, :class:`RunSpec`, :class:`RunRecord`
-  (:mod:`mmexplain.report.runner`);
+* :func:`inspect_parameters`, :func:`validate_parameters` (:mod:`mmexplain.report.inspection`);
+* :class:`RunSpec`, :class:`RunRecord`, :func:`make_run_id` (:mod:`mmexplain.report.records`);
+* :func:`run_notebook` (:mod:`mmexplain.report.execute`), :func:`run_batch`
+  (:mod:`mmexplain.report.batch`);
 * :func:`load_grid`, :func:`expand_grid`, :class:`GridConfig` (:mod:`mmexplain.report.grid`);
 * :func:`record`, :func:`load_results` (:mod:`mmexplain.report.results`);
 * :func:`write_index` (:mod:`mmexplain.report.index`).
@@ -16,13 +18,14 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "run_notebook": "runner",
-    "run_batch": "runner",
-    "RunSpec": "runner",
-    "RunRecord": "runner",
-    "inspect_parameters": "runner",
-    "validate_parameters": "runner",
-    "make_run_id": "runner",
+    "run_notebook": "execute",
+    "run_batch": "batch",
+    "RunSpec": "records",
+    "RunRecord": "records",
+    "NotebookParameter": "inspection",
+    "inspect_parameters": "inspection",
+    "validate_parameters": "inspection",
+    "make_run_id": "records",
     "load_grid": "grid",
     "expand_grid": "grid",
     "GridConfig": "grid",

@@ -1,13 +1,16 @@
 """``mmexplain report``: run notebooks (one, or a YAML grid) into HTML/ipynb/JSON reports.
 
-A thin layer over :func:`mmexplain.report.runner.run_batch` and
+A thin layer over :func:`mmexplain.report.batch.run_batch` and
 :mod:`mmexplain.report.grid`. Exit codes: 0 every run ok (or already complete), 1 some
-run failed, 2 bad input (nothing ran).
+run failed, 2 bad input (nothing ran). Errors are one line; ``--debug`` adds the traceback.
 
 Usage::
 
     mmexplain report NOTEBOOK [-p NAME VALUE]... [--out DIR] [--force] [--device DEV]
     mmexplain report --grid GRID.yaml [-p NAME VALUE]... [--out DIR] [--jobs N] [--force]
+
+Manifest options go in the notebooks' ``dataset_options`` parameter:
+``-p dataset_options '{missing: impute-mean, image_size: 64}'``.
 
 ``-p`` values are parsed as YAML (``2`` is an int, ``[1, 2]`` a list, ``null`` None),
 except for parameters whose notebook default is a string, which get the text as written.
@@ -23,7 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import ConfigError, MMExplainError
+from ..cli import _device, _Parser
+from ..exceptions import ConfigError, DataError, MMExplainError
 
 _DESCRIPTION = (
     "Run a notebook, or a YAML grid of notebook runs, into HTML/ipynb/JSON reports under "
@@ -100,7 +104,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument(
         "--force", action="store_true", help="re-run runs that are already complete"
     )
-    parser.add_argument("--device", help="set the 'device' parameter of notebooks that have one")
+    parser.add_argument(
+        "--device", type=_device, help="set the 'device' parameter of notebooks that have one"
+    )
     parser.add_argument(
         "--run-id", help="run id (single NOTEBOOK only; default from its parameters)"
     )
@@ -108,6 +114,12 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         "--kernel", dest="kernel_name", help="kernel name (default: the notebook's)"
     )
     parser.add_argument("--timeout", type=float, help="per-cell timeout in seconds")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,  # keeps ``mmexplain --debug report ...``
+        help="show the full traceback of an unexpected error",
+    )
     return parser
 
 
@@ -145,7 +157,8 @@ def _coerce(raw: dict[str, str], declared: dict[str, Any]) -> dict[str, Any]:
 
 def _build_specs(args: argparse.Namespace) -> list[Any]:
     from .grid import expand_grid, load_grid
-    from .runner import RunSpec, inspect_parameters
+    from .inspection import inspect_parameters
+    from .records import RunSpec
 
     raw = {name: value for name, value in args.parameter}
     if getattr(args, "default", False):
@@ -158,6 +171,8 @@ def _build_specs(args: argparse.Namespace) -> list[Any]:
         raw.setdefault("model_cache", str((Path(args.out) / "models").absolute()))
     if isinstance(args.jobs, bool) or args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1; got {args.jobs}.")
+    if args.timeout is not None and not 0 < args.timeout < float("inf"):
+        raise ConfigError(f"--timeout must be a positive number of seconds; got {args.timeout}.")
     if bool(args.grid) == bool(args.notebook):
         raise ConfigError("give either NOTEBOOK or --grid FILE.yaml (exactly one).")
 
@@ -193,16 +208,24 @@ def _build_specs(args: argparse.Namespace) -> list[Any]:
 
 def main_report(args: argparse.Namespace) -> int:
     """Run the ``report`` command for parsed ``args``; return the exit code (0, 1 or 2)."""
-    from .runner import run_batch
+    from .batch import run_batch
 
     try:
         specs = _build_specs(args)
         records = run_batch(specs, args.out, jobs=args.jobs, force=args.force)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ConfigError, DataError) as err:
+        print(f"mmexplain report: error: {err}", file=sys.stderr)
         return 2
     except MMExplainError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"mmexplain report: error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # a bug or an OS error: one line unless --debug
+        if getattr(args, "debug", False):
+            raise
+        print(
+            f"mmexplain report: error: {type(err).__name__}: {err} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
     for rec in records:
         if rec.ok:
@@ -211,7 +234,11 @@ def main_report(args: argparse.Namespace) -> int:
         else:
             err = rec.error or {}
             partial = f"  partial notebook: {rec.ipynb_path}" if rec.ipynb_path else ""
-            print(f"{'FAILED':<19} {rec.run_id}  {err.get('ename')}: {err.get('evalue')}{partial}")
+            kept = f"  earlier ok report kept: {rec.kept['html']}" if "html" in rec.kept else ""
+            print(
+                f"{'FAILED':<19} {rec.run_id}  {err.get('ename')}: {err.get('evalue')}"
+                f"{partial}{kept}"
+            )
     index = Path(args.out) / "index.html"
     n_failed = sum(not r.ok for r in records)
     print(f"{len(records) - n_failed}/{len(records)} ok; index: {index}")
@@ -224,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["report"]:
         argv = argv[1:]
     parser = add_report_arguments(
-        argparse.ArgumentParser(prog="python -m mmexplain.report.cli", description=_DESCRIPTION)
+        _Parser(prog="python -m mmexplain.report.cli", description=_DESCRIPTION)
     )
     return main_report(parser.parse_args(argv))
 

@@ -13,14 +13,17 @@ Example file::
       seed: [0, 1]
 
 Relative notebook paths are looked up from the current directory, then from the YAML
-file's folder. Run ids are ``<notebook stem>__<name>-<value>__...`` over the grid names.
+file's folder. Run ids are ``<notebook stem>__<name>-<value>__...__<hash>``: the grid names
+spelled out, then a hash of every parameter (shared ones included), so grids that differ
+only in their shared ``parameters`` never share a run folder.
+
+The data options of a manifest travel as the ``dataset_options`` parameter, e.g.
+``parameters: {dataset: my.csv, dataset_options: {missing: impute-mean, image_size: 64}}``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,7 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from ..exceptions import ConfigError
-from .runner import RunSpec, make_run_id
+from .records import RunSpec
 
 __all__ = ["GridConfig", "NotebookEntry", "expand_grid", "load_grid"]
 
@@ -171,7 +174,8 @@ def expand_grid(
     Returns
     -------
     list of RunSpec
-        Unique, filename-safe run ids (colliding slugs get a hash suffix).
+        Without ``run_id``: it is made when the run is prepared, from the final parameters
+        (the grid axes spelled out, every parameter hashed).
     """
     overrides = dict(overrides or {})
     if base_dir is not None:
@@ -179,7 +183,7 @@ def expand_grid(
     else:
         base = config._source.parent if config._source is not None else None
     axes = {k: v for k, v in config.grid.items() if k not in overrides}
-    specs: list[tuple[Path, dict[str, Any], dict[str, Any], str]] = []
+    specs = []
     for entry in config.notebooks:
         entry = entry if isinstance(entry, NotebookEntry) else NotebookEntry(path=entry)
         notebook = _resolve_notebook(entry.path, base)
@@ -187,16 +191,7 @@ def expand_grid(
             varying = dict(zip(axes, combo))
             # precedence: shared < this notebook's own < grid axis < command line
             params = {**config.parameters, **entry.parameters, **varying, **overrides}
-            specs.append((notebook, params, varying, make_run_id(notebook, varying)))
-    counts: dict[str, int] = {}
-    for *_, rid in specs:
-        counts[rid] = counts.get(rid, 0) + 1
-    out = []
-    for notebook, params, varying, rid in specs:
-        if counts[rid] > 1:
-            digest = hashlib.sha256(
-                json.dumps([str(notebook), varying], sort_keys=True, default=str).encode()
-            ).hexdigest()[:8]
-            rid = f"{rid}__{digest}"
-        out.append(RunSpec(notebook, params, rid, kernel_name, timeout))
-    return out
+            specs.append(
+                RunSpec(notebook, params, None, kernel_name, timeout, shown=tuple(varying))
+            )
+    return specs

@@ -436,7 +436,7 @@ def provenance_table_html(envelope: Mapping[str, Any]) -> str:
     Parameters
     ----------
     envelope : mapping
-        The run JSON (see :mod:`mmexplain.report.runner`): ``run_id``, ``notebook``,
+        The run JSON (see :mod:`mmexplain.report.records`): ``run_id``, ``notebook``,
         ``status``, ``error``, ``parameters`` and ``provenance``.
 
     Returns

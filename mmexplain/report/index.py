@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..exceptions import ReportError
+from .records import FAILED_DIR, RunRecord
 from .results import SCHEMA_VERSION, atomic_write_text
 
 __all__ = ["collect_records", "index_entries", "key_numbers", "write_index"]
@@ -52,8 +53,13 @@ def key_numbers(results: dict[str, Any], *, limit: int = _MAX_KEYS) -> dict[str,
     return {k: picked[k] for k in ordered[:limit]}
 
 
-def collect_records(out_dir: str | os.PathLike[str], records: Iterable[Any] = ()) -> list[Any]:
+def collect_records(
+    out_dir: str | os.PathLike[str], records: Iterable[RunRecord] = ()
+) -> list[RunRecord]:
     """Every run in ``out_dir`` (from ``<run_id>/<run_id>.json``), overridden by ``records``.
+
+    A run whose last attempt failed beside an ok report (``<run_id>/failed/``) is listed
+    as that failed attempt, with the kept report in its ``kept`` files.
 
     Parameters
     ----------
@@ -67,15 +73,15 @@ def collect_records(out_dir: str | os.PathLike[str], records: Iterable[Any] = ()
     list of RunRecord
         Sorted by run id.
     """
-    from .runner import RunRecord
-
-    found: dict[str, Any] = {}
+    found: dict[str, RunRecord] = {}
     root = Path(out_dir)
     if root.is_dir():
         for run_dir in sorted(
             p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
         ):
             path = run_dir / f"{run_dir.name}.json"
+            attempt = run_dir / FAILED_DIR / path.name
+            path = attempt if attempt.is_file() else path
             if path.is_file():
                 try:
                     found[run_dir.name] = RunRecord.from_json(path)
@@ -95,7 +101,9 @@ def _link(out_dir: Path, path: Path | None) -> str | None:
         return path.as_posix()
 
 
-def index_entries(out_dir: str | os.PathLike[str], records: Iterable[Any]) -> list[dict[str, Any]]:
+def index_entries(
+    out_dir: str | os.PathLike[str], records: Iterable[RunRecord]
+) -> list[dict[str, Any]]:
     """JSON-ready rows of the index (what ``index.json`` holds under ``"runs"``)."""
     root = Path(out_dir).absolute()
     rows = []
@@ -119,6 +127,7 @@ def index_entries(out_dir: str | os.PathLike[str], records: Iterable[Any]) -> li
                 "seconds": (rec.provenance or {}).get("seconds"),
                 "finished": (rec.provenance or {}).get("finished"),
                 "files": {k: _link(root, rec.files.get(k)) for k in ("html", "ipynb", "json")},
+                "kept": _link(root, rec.kept.get("html")),
             }
         )
     return rows
@@ -183,6 +192,8 @@ def _render_html(rows: list[dict[str, Any]]) -> str:
             detail = f'<div class="error"><code>{esc(message)}</code>{esc(where)}'
             if files["ipynb"]:
                 detail += f" &mdash; {a(files['ipynb'], 'partial notebook')}"
+            if r.get("kept"):
+                detail += f" &mdash; {a(r['kept'], 'earlier ok report (kept)')}"
             detail += "</div>"
         else:
             detail = ""
@@ -205,7 +216,7 @@ def _render_html(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def write_index(out_dir: str | os.PathLike[str], records: Iterable[Any] = ()) -> Path:
+def write_index(out_dir: str | os.PathLike[str], records: Iterable[RunRecord] = ()) -> Path:
     """Write ``out_dir/index.html`` and ``out_dir/index.json`` (atomically).
 
     Parameters

@@ -22,6 +22,7 @@ __all__ = [
     "collect_provenance",
     "file_sha256",
     "git_state",
+    "inputs_fingerprint",
     "package_versions",
     "params_hash",
     "utc_now",
@@ -143,6 +144,58 @@ def params_hash(notebook: str, parameters: Mapping[str, Any]) -> str:
         separators=(",", ":"),
         ensure_ascii=True,
     )
+    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(path)
+
+
+def inputs_fingerprint(
+    parameters: Mapping[str, Any], cwd: str | os.PathLike[str] | None = None
+) -> str:
+    """Fingerprint of the input files a run's parameters name (a manifest, a config...).
+
+    Every string among the parameter values (nested in lists and dicts too) that names an
+    existing file, relative to ``cwd``, contributes its path and the SHA-256 of its bytes.
+    Folders and other strings do not count. A report made from other file contents is
+    stale even when its parameters are the same.
+
+    Parameters
+    ----------
+    parameters : mapping
+        The run's parameters.
+    cwd : str or PathLike, optional
+        Where relative paths are resolved (the kernels' working directory); default the
+        current directory.
+
+    Returns
+    -------
+    str
+        ``"sha256:<hex>"``; the same for runs that name no file.
+    """
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    found: dict[str, str] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for v in value.values():
+                visit(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                visit(v)
+        elif isinstance(value, str) and value and len(value) < 4096 and "\0" not in value:
+            path = base / value
+            try:
+                st = path.stat()
+            except (OSError, ValueError):
+                return
+            if path.is_file():
+                found[value] = _cached_sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+    visit(dict(parameters))
+    payload = json.dumps(sorted(found.items()), separators=(",", ":"))
     return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -21,7 +21,7 @@ from ..exceptions import ReportError
 
 __all__ = ["SCHEMA_VERSION", "atomic_write_text", "load_results", "record", "to_jsonable"]
 
-#: Version of the run JSON written by :func:`mmexplain.report.runner.run_notebook`.
+#: Version of the run JSON written by :func:`mmexplain.report.execute.run_notebook`.
 SCHEMA_VERSION = 1
 
 

@@ -7,18 +7,20 @@ report share one trained model instead of retraining it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..data import Splits, load_dataset, tokenizer_from_config
-from ..exceptions import CheckpointError
+from ..exceptions import CheckpointError, ConfigError, DataChangedError
+from ..locks import make_temp_dir, run_lock, swap_into_place
 from ..models.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint, write_json_atomic
 from ..models.model import ModelConfig, MultimodalModel, build_model
+from ..validation import check_positive_float, check_positive_int
 from .trainer import (
     TrainConfig,
     TrainResult,
@@ -75,17 +77,37 @@ def run_params(
     lr: float = 5e-4,
     dataset_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The canonical, JSON-safe parameter dict of a run (used for caching and provenance)."""
+    """The canonical, JSON-safe parameter dict of a run (used for caching and provenance).
+
+    Every value is checked here, before any data is read or model built.
+
+    Raises
+    ------
+    ConfigError
+        Naming the parameter, the value received and what is allowed.
+    """
+    for name, value in (("dataset", dataset), ("fusion", fusion)):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{name} must be a non-empty string; got {value!r}.")
+    if text_encoder is not None and not isinstance(text_encoder, str):
+        raise ConfigError(f"text_encoder must be a string or None; got {text_encoder!r}.")
+    if limit is not None:
+        check_positive_int("limit", limit, minimum=0)  # 0 means all
+    if dataset_options is not None and not isinstance(dataset_options, dict):
+        raise ConfigError(
+            f"dataset_options must be a dict of manifest options; got {type(dataset_options).__name__}."
+        )
+    options = json.loads(json.dumps(dataset_options or {}, default=str))  # as stored in config.json
     return {
         "dataset": dataset,
         "fusion": fusion,
-        "epochs": int(epochs),
-        "seed": int(seed),
+        "epochs": check_positive_int("epochs", epochs),
+        "seed": check_positive_int("seed", seed, minimum=0),
         "limit": None if limit in (None, 0) else int(limit),
         "text_encoder": text_encoder,
-        "batch_size": int(batch_size),
-        "lr": float(lr),
-        "dataset_options": dict(dataset_options or {}),
+        "batch_size": check_positive_int("batch_size", batch_size),
+        "lr": check_positive_float("lr", lr),
+        "dataset_options": options,
     }
 
 
@@ -112,6 +134,7 @@ def train_run(
     lr: float = 5e-4,
     dataset_options: dict[str, Any] | None = None,
     progress: bool | None = None,
+    force: bool = False,
 ) -> Run:
     """Train one model and evaluate it on the test split.
 
@@ -122,19 +145,99 @@ def train_run(
     fusion : str, default="concat"
         A fusion name or preset (``mmexplain fusions``).
     out : path-like, optional
-        Write ``model.safetensors``, ``config.json`` and ``metrics.json`` here.
+        Write ``model.safetensors``, ``config.json`` and ``metrics.json`` here. The folder
+        is replaced in one rename once training succeeded; a folder that holds a run with
+        other parameters (or anything else) is refused unless ``force``.
     epochs, seed, limit, device, batch_size, lr
         See :class:`TrainConfig` and :func:`~mmexplain.data.load_dataset`.
     text_encoder : {"gru", "lstm", "minilm"}, optional
         Override the fusion's default text encoder.
+    dataset_options : dict, optional
+        Manifest options passed to :func:`~mmexplain.data.load_dataset` (``columns``,
+        ``missing``, ``image_size``, ``max_tokens``, ``labels``, ``allow_outside_paths``).
+    force : bool, default=False
+        Replace ``out`` even when it holds a run with other parameters.
 
     Returns
     -------
     Run
+
+    Raises
+    ------
+    ConfigError
+        A bad parameter, or ``out`` taken by another run; nothing was written.
+    RunLockedError
+        Another process is training into ``out`` right now.
     """
     params = run_params(dataset, fusion, epochs=epochs, seed=seed, limit=limit, text_encoder=text_encoder,
                         batch_size=batch_size, lr=lr, dataset_options=dataset_options)
     resolve_device(device)
+    if out is None:
+        return _train(params, device, progress)
+    out = Path(out).absolute()
+    check_out(out, params, force=force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with run_lock(out.parent, out.name):  # also clears what a killed run into ``out`` left
+        run = _train(params, device, progress)
+        check_out(out, params, force=force)  # written meanwhile by someone without the lock?
+        tmp = make_temp_dir(out.parent, out.name)
+        try:
+            save_run(run, tmp)
+            swap_into_place(tmp, out, out.name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        run.directory = out
+    return run
+
+
+def check_out(out: Path, params: dict[str, Any], *, force: bool = False) -> None:
+    """Refuse to train into ``out`` when it holds something other than this very run.
+
+    Parameters
+    ----------
+    out : Path
+        The output folder of :func:`train_run`.
+    params : dict
+        :func:`run_params` of the new run.
+    force : bool, default=False
+        Skip the check.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` is a file, a folder of other files, or a run with other parameters (the
+        message lists them).
+    """
+    if force or not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"out={out} exists and is not a folder.")
+    config = out / "config.json"
+    if not config.is_file():
+        if any(not p.name.startswith(".") for p in out.iterdir()):
+            raise ConfigError(
+                f"out={out} is a folder of other files, not a run; choose a new folder, or force to replace it."
+            )
+        return
+    try:
+        stored = json.loads(config.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        stored = None
+    old = stored.get("params") if isinstance(stored, dict) else None
+    if old == params:
+        return  # the same run again: retrained and replaced (seeded, so the same model)
+    if isinstance(old, dict):
+        diff = ", ".join(f"{k}: {old.get(k)!r} -> {params.get(k)!r}"
+                         for k in sorted(set(old) | set(params)) if old.get(k) != params.get(k))
+        what = f"a run with other parameters ({diff})"
+    else:
+        what = f"a run whose {config.name} is unreadable"
+    raise ConfigError(f"out={out} already holds {what}; choose another folder, or force to replace it.")
+
+
+def _train(params: dict[str, Any], device: str, progress: bool | None) -> Run:
+    seed, fusion, text_encoder = params["seed"], params["fusion"], params["text_encoder"]
+    epochs, batch_size, lr = params["epochs"], params["batch_size"], params["lr"]
     splits, tokenizer = _load_splits(params)
     seed_everything(seed)
     model_cfg = ModelConfig.from_name(fusion, text_encoder=text_encoder)
@@ -149,10 +252,7 @@ def train_run(
         "train_seconds": round(result.seconds, 3),
         "device": device,
     }
-    run = Run(model, splits, metrics, params, tokenizer=tokenizer, history=result.history)
-    if out is not None:
-        save_run(run, out)
-    return run
+    return Run(model, splits, metrics, params, tokenizer=tokenizer, history=result.history)
 
 
 def save_run(run: Run, out: str | os.PathLike) -> Path:
@@ -180,18 +280,24 @@ def load_run(directory: str | os.PathLike, *, device: str = "cpu") -> Run:
     Raises
     ------
     CheckpointError
-        When files are missing or the data no longer match the stored fingerprint.
+        When files are missing or corrupt.
+    DataChangedError
+        When the data no longer match the stored fingerprint.
     """
     directory = Path(directory)
+    resolve_device(device)
     ckpt = load_checkpoint(directory, device=device)
     params = ckpt.config.get("params")
-    if not params:
+    if not isinstance(params, dict) or not params:
         raise CheckpointError(f"checkpoint {directory}: config.json has no 'params'; it was not saved by train_run.")
+    missing = [k for k in ("dataset", "fusion", "seed", "limit") if k not in params]
+    if missing:
+        raise CheckpointError(f"checkpoint {directory}: config.json's params lack {missing}; it was not saved by train_run.")
     tok_cfg = ckpt.config.get("tokenizer")
     splits, tokenizer = _load_splits(params, tokenizer_from_config(tok_cfg) if tok_cfg else None)
     run = Run(ckpt.model, splits, {}, params, directory, tokenizer, ckpt.weights_sha256)
     if run.data_fingerprint != ckpt.config.get("data_fingerprint"):
-        raise CheckpointError(
+        raise DataChangedError(
             f"checkpoint {directory}: data fingerprint {run.data_fingerprint} differs from the stored "
             f"{ckpt.config.get('data_fingerprint')}; the dataset changed since training."
         )
@@ -208,15 +314,24 @@ def load_or_train(cache_dir: str | os.PathLike, *, device: str = "cpu", progress
     """Load the run with these parameters from ``cache_dir``, training it first if needed.
 
     The run lives in ``cache_dir/<fusion>-<hash of the parameters>``; a file lock makes
-    notebooks running in parallel train it once and share it.
+    notebooks running in parallel train it once and share it. A cached model trained on
+    data that has changed since is retrained in place.
     """
     p = run_params(**params)
     # the checkpoint format is part of the key: a cache written by an older format retrains
     key = hashlib.sha256(json.dumps({**p, "format": FORMAT_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
     directory = Path(cache_dir) / f"{p['fusion']}-{key}"
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (directory / METRICS).exists():
-            train_run(**{k: v for k, v in p.items()}, out=directory, device=device, progress=progress)
-    return load_run(directory, device=device)
+    # waits for a notebook training the same model; a killed holder's lock is released by
+    # the kernel, and its lock file (beside the folder) is removed by the next holder
+    with run_lock(directory.parent, directory.name, wait=True):
+        (directory / ".lock").unlink(missing_ok=True)  # where older versions locked
+        for tmp in directory.glob(".*.tmp"):  # half-written files of a killed training
+            tmp.unlink(missing_ok=True)
+        if (directory / METRICS).exists():
+            try:
+                return load_run(directory, device=device)
+            except DataChangedError:
+                pass  # the data changed since this model was trained: train it again
+        save_run(_train(p, device, progress), directory)
+        return load_run(directory, device=device)

@@ -1,0 +1,89 @@
+"""Batches: distinct runs never share a folder; a batch first clears what killed runs left."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from _report_fixtures import reader_notebook
+
+from mmexplain.locks import lock_path, run_lock, temp_prefix
+from mmexplain.report import run_batch
+from mmexplain.report.cli import main as report_main
+from mmexplain.report.grid import expand_grid, load_grid
+
+pytestmark = pytest.mark.slow
+
+
+def test_grids_differing_only_in_shared_parameters_keep_both_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nb = reader_notebook(tmp_path / "reader.ipynb")
+    (tmp_path / "a.txt").write_text("from a")
+    (tmp_path / "b.txt").write_text("from b")
+    grids = []
+    for name in ("a", "b"):
+        grids.append(tmp_path / f"{name}.yaml")
+        grids[-1].write_text(
+            f"notebooks: [{nb}]\nparameters: {{data: {name}.txt}}\ngrid: {{fail: [false]}}\n"
+        )
+    ids = [expand_grid(load_grid(g))[0].planned_run_id for g in grids]
+    assert ids[0] != ids[1] and all(i.startswith("reader__fail-False__") for i in ids)
+
+    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path)  # the kernels' cwd: relative ``data`` paths
+    for g in grids:
+        assert report_main(["--grid", str(g), "--out", str(out)]) == 0
+    index = json.loads((out / "index.json").read_text())["runs"]
+    texts = {r["run_id"]: json.loads((out / r["run_id"] / f"{r['run_id']}.json").read_text())
+             for r in index}
+    assert sorted(texts) == sorted(ids)  # the second grid did not replace the first
+    assert {t["results"]["text"] for t in texts.values()} == {"from a", "from b"}
+    capsys.readouterr()
+
+
+def test_batch_sweeps_stale_locks_and_temporaries_but_not_a_live_run(tmp_path: Path) -> None:
+    nb = reader_notebook(tmp_path / "reader.ipynb")
+    (tmp_path / "in.txt").write_text("x")
+    out = tmp_path / "out"
+    out.mkdir()
+    # left by killed runs: a lock of a dead process, temporary folders of two runs,
+    # a temp folder of the runner before locks (older than an hour)
+    dead = lock_path(out, "gone__12345678")
+    dead.write_text(json.dumps({"pid": 2**22 + 7, "host": os.uname().nodename, "start": "1"}))
+    for name in (f"{temp_prefix('gone__12345678', 'tmp')}x1", f"{temp_prefix('other', 'old')}x2"):
+        (out / name).mkdir()
+        (out / name / "half.ipynb").write_text("{")
+    legacy = out / ".old_run.abcd.tmp"
+    legacy.mkdir()
+    os.utime(legacy, (time.time() - 7200, time.time() - 7200))
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a live run of another batch
+        try:
+            with run_lock(out, "busy"):
+                (out / f"{temp_prefix('busy', 'tmp')}x3").mkdir()
+                os.write(write, b"1")
+                time.sleep(120)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(read, 1) == b"1"
+        records = run_batch([expand_grid(load_grid(_grid(tmp_path, nb)))[0]], out, cwd=tmp_path)
+        assert records[0].ok
+        left = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+        assert left == [".busy+tmp.x3", ".busy.lock"]  # the live run's, untouched
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def _grid(tmp_path: Path, nb: Path) -> Path:
+    path = tmp_path / "g.yaml"
+    path.write_text(f"notebooks: [{nb}]\nparameters: {{data: in.txt}}\n")
+    return path
