@@ -53,6 +53,24 @@ from .training import Run, predict
 DEFAULT_METHODS = ("ig", "saliency", "input_x_gradient", "deeplift", "gradient_shap", "smoothgrad", "occlusion")
 
 
+def data_provenance(run: Run) -> dict[str, Any]:
+    """What was done to the run's data on loading, for a report's provenance: the source file
+    and sidecar, the effective options, and which rows (from 1, after the header) were
+    imputed, dropped or had their text cut to the token limit. Empty for built-in datasets."""
+    meta = run.splits.train.meta
+    out: dict[str, Any] = {k: meta[k] for k in ("source", "sidecar", "options") if meta.get(k)}
+    missing = meta.get("missing") or {}
+    if missing:
+        out["missing_policy"] = missing.get("policy")
+        out["imputed_rows"] = {c: list(rows) for c, rows in (missing.get("imputed") or {}).items() if rows}
+        out["dropped_rows"] = list(missing.get("dropped_rows") or [])
+    truncated = meta.get("truncated") or {}
+    if truncated:
+        out["truncated_rows"] = {"column": truncated.get("column"), "max_tokens": truncated.get("max_tokens"),
+                                 "rows": list(truncated.get("rows") or [])}
+    return out
+
+
 def select_samples(run: Run, n: int, *, split: str = "test", seed: int = 0) -> torch.Tensor:
     """``n`` sample indices of ``split``, drawn by seed (all samples if ``n`` exceeds them)."""
     data = run.splits[split]

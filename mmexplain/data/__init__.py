@@ -10,7 +10,7 @@ from typing import Any
 from ..exceptions import ConfigError
 from .base import MultimodalDataset, Splits, split_train_val
 from .easy_vqa import load_easy_vqa
-from .manifest import load_manifest
+from .manifest import load_manifest, manifest_files
 from .options import (
     OPTION_NAMES,
     SIDECAR_SUFFIX,
@@ -36,6 +36,7 @@ __all__ = [
     "load_dataset",
     "load_easy_vqa",
     "load_manifest",
+    "manifest_files",
     "load_synthetic",
     "make_synthetic",
     "manifest_options",

@@ -234,6 +234,36 @@ def _confined(root: Path, value: str) -> Path | None:
     return real if real.is_relative_to(root) else None
 
 
+def manifest_files(path: str | os.PathLike) -> list[Path]:
+    """The files a manifest's data comes from, without decoding any: the manifest, its sidecar
+    (if present) and every cell naming a file inside the manifest's folder (its images).
+
+    Cheap enough to call before deciding whether a report made from this data is still
+    current (:func:`mmexplain.report.provenance.inputs_fingerprint`).
+
+    Raises
+    ------
+    DataError
+        If the manifest cannot be read.
+    """
+    path = Path(path)
+    df = _read_table(path)
+    root = path.parent.resolve()
+    files = [path]
+    if sidecar_path(path).is_file():
+        files.append(sidecar_path(path))
+    seen: set[Path] = set()
+    for column in df.columns:
+        for value in df[column]:
+            if not isinstance(value, str) or not value or len(value) > 4096 or "\0" in value:
+                continue
+            target = _confined(root, value)
+            if target is not None and target not in seen and target.is_file():
+                seen.add(target)
+                files.append(target)
+    return files
+
+
 # -- the loader --------------------------------------------------------------------------------
 def load_manifest(
     path: str | os.PathLike,

@@ -430,6 +430,14 @@ def _fmt(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _rows_text(rows: Any, limit: int = 50) -> str:
+    """Row numbers as text: ``3 rows: 2, 7, 9`` (the first ``limit``, then how many more)."""
+    rows = list(rows)
+    shown = ", ".join(str(r) for r in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"{len(rows)} row{'s' if len(rows) != 1 else ''} (from 1, after the header): {shown}{more}"
+
+
 def provenance_table_html(envelope: Mapping[str, Any]) -> str:
     """Render a run's provenance as an HTML table (every value escaped).
 
@@ -486,6 +494,17 @@ def provenance_table_html(envelope: Mapping[str, Any]) -> str:
     ):
         if key in prov and prov[key] is not None:
             row(label, prov[key])
+    data = prov.get("data_provenance") or {}
+    for key, label in (("source", "Data source"), ("sidecar", "Data sidecar"), ("missing_policy", "Missing values")):
+        if data.get(key):
+            row(label, data[key])
+    for column, rows_ in sorted((data.get("imputed_rows") or {}).items()):
+        row(f"Imputed rows ({column})", _rows_text(rows_), code=False)
+    if data.get("dropped_rows"):
+        row("Dropped rows", _rows_text(data["dropped_rows"]), code=False)
+    cut = data.get("truncated_rows") or {}
+    if cut.get("rows"):
+        row(f"Texts cut to {cut.get('max_tokens')} tokens ({cut.get('column')})", _rows_text(cut["rows"]), code=False)
     versions = prov.get("packages") or {}
     if versions:
         row("Packages", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))

@@ -46,7 +46,7 @@ DEFAULT_PACKAGES = (
 )
 
 #: Keys a notebook may record that are copied into the provenance.
-RESULT_PROVENANCE_KEYS = ("data_fingerprint", "checkpoint_hash")
+RESULT_PROVENANCE_KEYS = ("data_fingerprint", "checkpoint_hash", "data_provenance")
 
 
 def utc_now() -> str:
@@ -152,13 +152,28 @@ def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
     return file_sha256(path)
 
 
+def _data_files(path: Path) -> list[Path]:
+    """The files a manifest reads beside itself (none for other files or unreadable ones)."""
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        return []
+    from ..data import manifest_files
+    from ..exceptions import DataError
+
+    try:
+        return manifest_files(path)[1:]
+    except (DataError, OSError):
+        return []
+
+
 def inputs_fingerprint(
     parameters: Mapping[str, Any], cwd: str | os.PathLike[str] | None = None
 ) -> str:
     """Fingerprint of the input files a run's parameters name (a manifest, a config...).
 
     Every string among the parameter values (nested in lists and dicts too) that names an
-    existing file, relative to ``cwd``, contributes its path and the SHA-256 of its bytes.
+    existing file, relative to ``cwd``, contributes its path and the SHA-256 of its bytes; a
+    manifest also contributes its sidecar and every image it names
+    (:func:`mmexplain.data.manifest_files`).
     Folders and other strings do not count. A report made from other file contents is
     stale even when its parameters are the same.
 
@@ -193,6 +208,9 @@ def inputs_fingerprint(
                 return
             if path.is_file():
                 found[value] = _cached_sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)
+                for extra in _data_files(path):  # a manifest's images and sidecar count too
+                    est = extra.stat()
+                    found[f"{value}::{extra}"] = _cached_sha256(str(extra.resolve()), est.st_size, est.st_mtime_ns)
 
     visit(dict(parameters))
     payload = json.dumps(sorted(found.items()), separators=(",", ":"))
