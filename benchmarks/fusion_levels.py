@@ -25,18 +25,28 @@ from mmexplain.attribution import (
     fusion_level_shares,
     fusion_level_summary,
 )
-from mmexplain.models import FUSIONS
-from mmexplain.training import load_or_train, train_run
+from mmexplain.training import load_or_train
 
 WORDS = {"color", "shape", "circle", "rectangle", "triangle", "red", "green", "blue", "yellow", "black", "gray",
          "teal", "brown"}
 
 
-def planted(n: int) -> None:
-    for mode, epochs in (("interaction", 15), ("additive:regression", 25)):
-        rows, blocks = [], []
-        for fusion in FUSIONS.names():
-            run = train_run(f"synthetic:{mode}", fusion, epochs=epochs, progress=False)
+#: (dataset, fusions, dataset options): the issue's six strategies on the three-modality XOR
+#: data, and tensor fusion on image + text (exactly one bimodal block) for XOR and additive data.
+PLANTED = (
+    ("synthetic:interaction", ("early", "concat", "tensor", "gated", "late", "attention"), {}),
+    ("synthetic:interaction", ("tensor",), {"modalities": ["image", "text"]}),
+    ("synthetic:additive:regression", ("tensor",), {"modalities": ["image", "text"]}),
+)
+
+
+def planted(n: int, cache: str) -> None:
+    for dataset, fusions, options in PLANTED:
+        rows, blocks = [], {}
+        epochs = 25 if "additive" in dataset else 15
+        for fusion in fusions:
+            run = load_or_train(cache, dataset=dataset, fusion=fusion, epochs=epochs, seed=0, limit=3000,
+                                dataset_options=options, progress=False)
             x = run.splits.test.inputs(range(n))
             y = run.model(**x).argmax(1) if run.splits.test.task == "classification" else None
             start = time.perf_counter()
@@ -50,12 +60,12 @@ def planted(n: int) -> None:
                              "max_steps": r.max_steps_used, "seconds": round(seconds, 1)})
             if fusion == "tensor":
                 shares = fusion_level_shares(table)
-                fused = shares[shares.level == "fused"].set_index("modality")["share"].round(3)
-                blocks.append(fused)
-        print(f"\n## synthetic:{mode} — {n} test samples\n")
+                blocks[fusion] = shares[shares.level == "fused"].set_index("modality")["share"].round(3)
+        print(f"\n## {dataset} {options or ''} — {n} test samples, {epochs} epochs\n")
         print(pd.DataFrame(rows).to_string(index=False))
-        print("\ntensor fusion, fused level (its blocks relative to the reference), mean share:\n")
-        print(blocks[0].to_frame("share").to_string())
+        if blocks:
+            print("\ntensor fusion, fused level (its blocks relative to the reference), pooled share:\n")
+            print(blocks["tensor"].to_frame("share").to_string())
 
 
 def easy_vqa(n: int, epochs: int, limit: int, cache: str) -> None:
@@ -83,11 +93,13 @@ def main() -> None:
     ap.add_argument("--vqa-limit", type=int, default=0, help="training questions (0: all)")
     ap.add_argument("--cache", default="reports/models")
     ap.add_argument("--skip-planted", action="store_true")
+    ap.add_argument("--skip-vqa", action="store_true")
     args = ap.parse_args()
     torch.manual_seed(0)
     if not args.skip_planted:
-        planted(args.n)
-    easy_vqa(args.n, args.vqa_epochs, args.vqa_limit, args.cache)
+        planted(args.n, args.cache)
+    if not args.skip_vqa:
+        easy_vqa(args.n, args.vqa_epochs, args.vqa_limit, args.cache)
 
 
 if __name__ == "__main__":

@@ -254,3 +254,16 @@ def test_manifest_option_for_a_builtin_dataset_is_refused(
     _fails(capsys, ["train", *TINY, "--missing", "drop", "--out", str(tmp_path / "run")],
            "missing", "manifests only")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_dataset_options_in_a_grid_stop_the_report_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("notebooks: [notebooks/01_train_evaluate.ipynb]\n"
+                    "parameters: {dataset: easy-vqa, dataset_options: {missing: drop}}\n")
+    out = tmp_path / "reports"
+    assert main(["report", "--grid", str(grid), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "missing= applies to manifests only" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())

@@ -25,6 +25,7 @@ from .synthetic import load_synthetic, make_synthetic
 from .text import MiniLMTokenizer, WordTokenizer, tokenizer_from_config
 
 __all__ = [
+    "check_dataset_options",
     "ManifestColumns",
     "ManifestOptions",
     "MiniLMTokenizer",
@@ -117,6 +118,20 @@ def load_dataset(
         f"dataset={spec!r} is not 'easy-vqa', 'synthetic:<mode>' ({', '.join(SYNTHETIC_MODES)}) "
         "or an existing .csv / .parquet manifest."
     )
+
+
+def check_dataset_options(spec: str, options: dict[str, Any]) -> None:
+    """Check ``options`` for dataset ``spec`` without reading any data (a report checks every
+    run before starting one): manifest options for a manifest path, the loader's own keys for
+    a built-in dataset. Raises :class:`~mmexplain.exceptions.ConfigError` naming the option."""
+    if not isinstance(options, dict):
+        raise ConfigError(f"dataset_options must be a mapping of option names to values; got {options!r}.")
+    if spec == "easy-vqa":
+        _builtin_options(spec, load_easy_vqa, dict(options))
+    elif isinstance(spec, str) and spec.startswith("synthetic:"):
+        _builtin_options(spec, load_synthetic, dict(options))
+    else:
+        manifest_options(**options)
 
 
 def _builtin_options(spec: str, loader: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:

@@ -155,6 +155,20 @@ def _coerce(raw: dict[str, str], declared: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_data_options(params: dict[str, Any], declared: dict[str, Any]) -> None:
+    """A bad ``dataset_options`` stops the whole report before any run, naming the option."""
+    if "dataset_options" not in declared:
+        return
+    def value(name: str) -> Any:
+        return params[name] if name in params else getattr(declared.get(name), "default", None)
+
+    dataset, options = value("dataset"), value("dataset_options")
+    if isinstance(dataset, str) and options:
+        from ..data import check_dataset_options
+
+        check_dataset_options(dataset, options)
+
+
 def _build_specs(args: argparse.Namespace) -> list[Any]:
     from .grid import expand_grid, load_grid
     from .inspection import inspect_parameters
@@ -183,6 +197,7 @@ def _build_specs(args: argparse.Namespace) -> list[Any]:
             if "device" not in declared:
                 raise ConfigError(f"--device: {args.notebook} has no 'device' parameter.")
             params["device"] = args.device
+        _check_data_options(params, declared)
         return [RunSpec(args.notebook, params, args.run_id, args.kernel_name, args.timeout)]
 
     if args.run_id:
@@ -200,6 +215,7 @@ def _build_specs(args: argparse.Namespace) -> list[Any]:
         if args.device is not None and "device" in declared:
             params["device"] = args.device
             with_device += 1
+        _check_data_options(params, declared)
         fixed.append(dataclasses.replace(spec, parameters=params))
     if args.device is not None and not with_device:
         raise ConfigError(f"--device: no notebook in {args.grid} has a 'device' parameter.")
