@@ -121,14 +121,17 @@ class _Capture:
 
 
 def _level_values(model: nn.Module, x: dict, base: dict, level: FusionLevel, names: Sequence[str],
-                  coalitions: Sequence[tuple[str, ...]], pick: Callable) -> dict[tuple[str, ...], list[torch.Tensor]]:
+                  coalitions: Sequence[tuple[str, ...]], pick: Callable,
+                  features: tuple[dict, dict] | None) -> dict[tuple[str, ...], list[torch.Tensor]]:
     """The level's value per coalition (modalities in it from the sample, the rest from the
-    reference): one tensor per module, or the explained output (N,) for the output level."""
+    reference): one tensor per module, or the explained output (N,) for the output level.
+    ``features``: the encoders' outputs for the sample and the reference, when the model is
+    modality-factorised (then only the fusion runs per coalition)."""
     modules = list(level.branches.values()) if level.branches is not None else \
         [level.joint] if level.joint is not None else []
 
     def run(fast: bool) -> dict[tuple[str, ...], list[torch.Tensor]] | None:
-        fx, fb = (model.encode(x), model.encode(base)) if fast else (None, None)
+        fx, fb = features if fast else (None, None)
         values = {}
         for s in coalitions:
             with _Capture(modules) as cap:
@@ -142,7 +145,7 @@ def _level_values(model: nn.Module, x: dict, base: dict, level: FusionLevel, nam
         return values
 
     with torch.no_grad():
-        values = run(True) if getattr(model, "modality_factorised", False) else None
+        values = run(True) if features is not None else None
         values = values if values is not None else run(False)
     if values is None:  # pragma: no cover - a declared module that never runs
         raise ConfigError(f"fusion level {level.name!r}: one of its modules does not run in the model's forward.")
@@ -257,6 +260,10 @@ def fusion_level_attribution(
 
     xs, bs = tuple(inputs[m] for m in names), tuple(base[m] for m in names)
     delta = model_output(model, inputs, tgt) - model_output(model, base, tgt)
+    features = None
+    if getattr(model, "modality_factorised", False):  # encode once for every level and coalition
+        with torch.no_grad():
+            features = (model.encode(inputs), model.encode(base))
     singles = [(m,) for m in names]
     crosses = [c for c in _coalitions(names) if len(c) >= 2]
     rows: list[dict[str, Any]] = []
@@ -266,7 +273,7 @@ def fusion_level_attribution(
             if missing:
                 raise ConfigError(f"fusion level {level.name!r} has no branch for modality {missing}.")
             layers = [level.branches[m] for m in names]
-            values = _level_values(model, inputs, base, level, names, [(), tuple(names)], pick)
+            values = _level_values(model, inputs, base, level, names, [(), tuple(names)], pick, features)
             # each branch depends on its own modality only: its part is its own change
             parts = {(m,): [values[tuple(names)][i] - values[()][i] if j == i else torch.zeros_like(values[()][i])
                             for i in range(len(names))] for j, m in enumerate(names)}
@@ -276,13 +283,16 @@ def fusion_level_attribution(
                 parts.update({c: [torch.zeros_like(v) for v in values[()]] for c in crosses})
         else:
             layers = [level.joint] if level.joint is not None else []
-            values = _level_values(model, inputs, base, level, names, _coalitions(names), pick)
+            values = _level_values(model, inputs, base, level, names, _coalitions(names), pick, features)
             terms = singles + crosses
             parts = _mobius(values, terms)
         totals, err, steps = _carry_to_output(entry, forward, layers, xs, bs, tgt, parts, terms, delta,
                                               n_steps=n_steps, tolerance=tolerance, max_steps=max_steps,
                                               internal_batch_size=internal_batch_size, level=level)
-        extras = level.extras(model.encode(inputs), pick) if level.extras is not None else {}
+        extras = {}
+        if level.extras is not None:
+            with torch.no_grad():
+                extras = level.extras(features[0] if features is not None else model.encode(inputs), pick)
         note = _note(level, entry, err, delta, tolerance, steps, max_steps)
         shares = totals.abs() / totals.abs().sum(1, keepdim=True).clamp_min(1e-12)
         for i in range(n):
