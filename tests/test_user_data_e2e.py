@@ -32,7 +32,7 @@ def reported(tmp_path_factory):
             str(NB / "01_train_evaluate.ipynb"),
             {"path": str(NB / "02_modality_attribution.ipynb"),
              "parameters": {**small, "n_shapley": 16, "show": 1, "methods": ["ig", "saliency"]}},
-            {"path": str(NB / "03_fusion_levels.ipynb"), "parameters": {**small, "fusions": ["concat", "late"]}},
+            {"path": str(NB / "03_fusion_levels.ipynb"), "parameters": {**small, "fusions": ["concat"]}},
             {"path": str(NB / "04_decision_audit.ipynb"),
              "parameters": {"n_errors": 1, "n_random": 1, "methods": ["ig", "saliency"], "sanity_samples": 2}},
             {"path": str(NB / "05_explanation_quality.ipynb"),
