@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
+
+from mmexplain.locks import run_lock, temp_prefix
 
 PARAMETERS = 'data = "in.txt"  # input file\nfail = False\nresults_path = ""'
 BODY = """import json
@@ -26,3 +33,26 @@ def reader_notebook(path: Path, body: str = BODY) -> Path:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
     return path
+
+
+@contextmanager
+def live_run(out: Path, run_id: str, temp_name: str) -> Iterator[int]:
+    """A run of ``run_id`` in another process: it holds the run's lock and a temporary folder
+    (``temp_prefix(run_id, "tmp") + temp_name``) and hangs; killed (SIGKILL) on exit, leaving
+    both behind as a killed run would. Yields its pid."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with run_lock(out, run_id):
+                (out / f"{temp_prefix(run_id, 'tmp')}{temp_name}").mkdir()
+                os.write(write, b"1")
+                time.sleep(120)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(read, 1) == b"1"
+        yield pid
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from pathlib import Path
 
 import pytest
-from _report_fixtures import reader_notebook
+from _report_fixtures import live_run, reader_notebook
 
-from mmexplain.locks import lock_path, run_lock, temp_prefix
+from mmexplain.locks import lock_path, temp_prefix
 from mmexplain.report import run_batch
 from mmexplain.report.cli import main as report_main
 from mmexplain.report.grid import expand_grid, load_grid
@@ -62,25 +61,11 @@ def test_batch_sweeps_stale_locks_and_temporaries_but_not_a_live_run(tmp_path: P
     legacy.mkdir()
     os.utime(legacy, (time.time() - 7200, time.time() - 7200))
 
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # a live run of another batch
-        try:
-            with run_lock(out, "busy"):
-                (out / f"{temp_prefix('busy', 'tmp')}x3").mkdir()
-                os.write(write, b"1")
-                time.sleep(120)
-        finally:
-            os._exit(0)
-    try:
-        assert os.read(read, 1) == b"1"
+    with live_run(out, "busy", "x3"):  # a live run of another batch
         records = run_batch([expand_grid(load_grid(_grid(tmp_path, nb)))[0]], out, cwd=tmp_path)
         assert records[0].ok
         left = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
         assert left == [".busy+tmp.x3", ".busy.lock"]  # the live run's, untouched
-    finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
 
 
 def _grid(tmp_path: Path, nb: Path) -> Path:

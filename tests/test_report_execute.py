@@ -4,16 +4,13 @@ a failed attempt never replaces an ok report; killed runs' leftovers go, live ru
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
-from _report_fixtures import BODY, reader_notebook
+from _report_fixtures import BODY, live_run, reader_notebook
 
 from mmexplain.exceptions import ConfigError, NotebookExecutionError, RunLockedError
-from mmexplain.locks import lock_path, run_lock, temp_prefix
+from mmexplain.locks import lock_path, temp_prefix
 from mmexplain.report import run_notebook, write_index
 from mmexplain.report.results import load_results
 
@@ -95,25 +92,11 @@ def test_live_lock_is_respected_and_a_killed_runs_leftovers_are_cleaned(tmp_path
     from mmexplain.report.records import make_run_id
 
     run_id = make_run_id(nb, {"data": "in.txt"})
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # a run in another process: takes the lock, leaves a temp folder, hangs
-        try:
-            with run_lock(out, run_id):
-                (out / f"{temp_prefix(run_id, 'tmp')}abc").mkdir()
-                os.write(write, b"1")
-                time.sleep(120)
-        finally:
-            os._exit(0)
-    try:
-        assert os.read(read, 1) == b"1"
+    with live_run(out, run_id, "abc") as pid:  # a run in another process: lock, temp folder, hangs
         with pytest.raises(RunLockedError, match=rf"in progress \(pid {pid} on "):
             run_notebook(nb, {"data": "in.txt"}, out, cwd=tmp_path)
         assert lock_path(out, run_id).exists() and not (out / run_id).exists()
         assert (out / f"{temp_prefix(run_id, 'tmp')}abc").is_dir()  # a live run's, kept
-    finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
     # killed: its lock file and temporary folder are left behind, until the next run
     assert json.loads(lock_path(out, run_id).read_text())["pid"] == pid
     rec = run_notebook(nb, {"data": "in.txt"}, out, cwd=tmp_path)
