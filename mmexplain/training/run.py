@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from ..data import Splits, load_dataset, tokenizer_from_config
-from ..exceptions import CheckpointError
+from ..exceptions import CheckpointError, ConfigError
 from ..models.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint, write_json_atomic
 from ..models.model import ModelConfig, MultimodalModel, build_model
 from .trainer import (
+    SCHEDULES,
     TrainConfig,
     TrainResult,
     evaluate,
@@ -41,7 +42,8 @@ class Run:
         In eval mode, on ``device``.
     splits : Splits
     metrics : dict
-        ``test`` and ``val`` metrics, ``history``, ``best_epoch``, ``train_seconds``.
+        ``test`` and ``val`` metrics, ``history``, ``best_epoch``, ``train_seconds`` and
+        ``schedule`` (:meth:`TrainConfig.describe_schedule`: name, peak lr, epochs, ...).
     params : dict
         The parameters that define the run (dataset, fusion, seed, ...).
     directory : Path or None
@@ -73,9 +75,12 @@ def run_params(
     text_encoder: str | None = None,
     batch_size: int = 64,
     lr: float = 5e-4,
+    schedule: str = "onecycle",
     dataset_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The canonical, JSON-safe parameter dict of a run (used for caching and provenance)."""
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"schedule={schedule!r}; expected one of {', '.join(SCHEDULES)}.")
     return {
         "dataset": dataset,
         "fusion": fusion,
@@ -85,6 +90,7 @@ def run_params(
         "text_encoder": text_encoder,
         "batch_size": int(batch_size),
         "lr": float(lr),
+        "schedule": schedule,
         "dataset_options": dict(dataset_options or {}),
     }
 
@@ -110,6 +116,7 @@ def train_run(
     text_encoder: str | None = None,
     batch_size: int = 64,
     lr: float = 5e-4,
+    schedule: str = "onecycle",
     dataset_options: dict[str, Any] | None = None,
     progress: bool | None = None,
 ) -> Run:
@@ -123,7 +130,7 @@ def train_run(
         A fusion name or preset (``mmexplain fusions``).
     out : path-like, optional
         Write ``model.safetensors``, ``config.json`` and ``metrics.json`` here.
-    epochs, seed, limit, device, batch_size, lr
+    epochs, seed, limit, device, batch_size, lr, schedule
         See :class:`TrainConfig` and :func:`~mmexplain.data.load_dataset`.
     text_encoder : {"gru", "lstm", "minilm"}, optional
         Override the fusion's default text encoder.
@@ -133,13 +140,13 @@ def train_run(
     Run
     """
     params = run_params(dataset, fusion, epochs=epochs, seed=seed, limit=limit, text_encoder=text_encoder,
-                        batch_size=batch_size, lr=lr, dataset_options=dataset_options)
+                        batch_size=batch_size, lr=lr, schedule=schedule, dataset_options=dataset_options)
     resolve_device(device)
     splits, tokenizer = _load_splits(params)
     seed_everything(seed)
     model_cfg = ModelConfig.from_name(fusion, text_encoder=text_encoder)
     model = build_model(model_cfg, splits.train, tokenizer)
-    tcfg = TrainConfig(epochs=epochs, seed=seed, device=device, batch_size=batch_size, lr=lr)
+    tcfg = TrainConfig(epochs=epochs, seed=seed, device=device, batch_size=batch_size, lr=lr, schedule=schedule)
     result: TrainResult = train_model(model, splits, tcfg, progress=progress)
     metrics = {
         "test": evaluate(model, splits.test, device=device),
@@ -147,6 +154,8 @@ def train_run(
         "history": result.history,
         "best_epoch": result.best_epoch,
         "train_seconds": round(result.seconds, 3),
+        "schedule": result.schedule,
+        "epoch_seconds": result.epoch_seconds,
         "device": device,
     }
     run = Run(model, splits, metrics, params, tokenizer=tokenizer, history=result.history)
@@ -198,7 +207,9 @@ def load_run(directory: str | os.PathLike, *, device: str = "cpu") -> Run:
     metrics_path = directory / METRICS
     if metrics_path.exists():
         m = json.loads(metrics_path.read_text())
-        run.metrics = {k: m[k] for k in ("test", "val", "history", "best_epoch", "train_seconds") if k in m}
+        run.metrics = {k: m[k] for k in ("test", "val", "history", "best_epoch", "train_seconds", "schedule",
+                                                 "epoch_seconds")
+                       if k in m}
         run.history = run.metrics.get("history", [])
     return run
 
