@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="train/test samples (0: all)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--curves", action="store_true", help="also print validation accuracy per epoch")
     parser.add_argument("--out", default=None, help="keep each run under OUT/<fusion>-<epochs>")
     args = parser.parse_args()
     try:
@@ -94,6 +95,8 @@ def main() -> None:
             print(f"{fusion:<14} {epochs:>6} {m['test']['accuracy']:>8.4f} {m['test']['macro_f1']:>8.4f} "
                   f"{m['val']['accuracy']:>8.4f} {m['best_epoch']:>7} {m['train_seconds']:>8.1f} {total:>8.1f} {cpu:>8.1f} "
                   f"{ep97:>8} {s97:>8}", flush=True)
+            if args.curves and m["history"] and "val_accuracy" in m["history"][0]:
+                print("    val_acc by epoch: " + " ".join(f"{r['val_accuracy']:.3f}" for r in m["history"]))
     best = max(rows, key=lambda r: r[2])
     print(f"best: {best[0]} ({best[1]} epochs) test accuracy {best[2]:.4f}")
     for fusion in dict.fromkeys(r[0] for r in rows):
