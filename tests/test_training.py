@@ -140,7 +140,8 @@ def test_cosine_warms_up_linearly_then_decays_to_zero():
 def test_training_follows_and_records_the_schedule():
     from mmexplain.training import TrainConfig
 
-    run = train_run("synthetic:additive", "late", epochs=3, seed=1, limit=300, progress=False, lr=1e-3)
+    run = train_run("synthetic:additive", "late", epochs=3, seed=1, limit=300, progress=False, lr=1e-3,
+                    schedule="onecycle")
     steps = math.ceil(len(run.splits.train) / 64)
     expected = _lrs("onecycle", lr=1e-3, epochs=3, steps=steps, warmup=TrainConfig().warmup)
     assert [row["lr"] for row in run.metrics["history"]] == pytest.approx(expected[::steps][: len(run.history)])
@@ -154,7 +155,7 @@ def test_schedule_is_part_of_the_run_identity(tmp_path):
     from mmexplain.exceptions import ConfigError
     from mmexplain.training import load_or_train, run_params
 
-    assert run_params()["schedule"] == "onecycle"
+    assert run_params()["schedule"] == "constant"
     with pytest.raises(ConfigError, match="schedule='warp'; expected one of onecycle, cosine, constant"):
         run_params(schedule="warp")
     common = dict(dataset="synthetic:additive", fusion="late", epochs=1, limit=200, progress=False)

@@ -75,7 +75,7 @@ def run_params(
     text_encoder: str | None = None,
     batch_size: int = 64,
     lr: float = 5e-4,
-    schedule: str = "onecycle",
+    schedule: str = "constant",
     dataset_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The canonical, JSON-safe parameter dict of a run (used for caching and provenance)."""
@@ -116,7 +116,7 @@ def train_run(
     text_encoder: str | None = None,
     batch_size: int = 64,
     lr: float = 5e-4,
-    schedule: str = "onecycle",
+    schedule: str = "constant",
     dataset_options: dict[str, Any] | None = None,
     progress: bool | None = None,
 ) -> Run:

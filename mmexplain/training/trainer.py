@@ -38,7 +38,7 @@ class TrainConfig(BaseModel):
     batch_size : int, default=64
     lr : float, default=5e-4
         AdamW learning rate: the constant rate, or the peak of a warm-up schedule.
-    schedule : {"onecycle", "cosine", "constant"}, default="onecycle"
+    schedule : {"onecycle", "cosine", "constant"}, default="constant"
         How the learning rate moves, stepped once per batch:
 
         - ``"onecycle"``: :class:`torch.optim.lr_scheduler.OneCycleLR` (Smith's one-cycle
@@ -50,7 +50,8 @@ class TrainConfig(BaseModel):
         - ``"cosine"``: a linear warm-up from ``lr / warmup_steps`` to ``lr`` over the
           first ``warmup`` of the steps, then a cosine towards 0 (which the step after
           the last would reach); betas stay fixed.
-        - ``"constant"``: ``lr`` throughout (the behaviour before schedules existed).
+        - ``"constant"``: ``lr`` throughout (the behaviour before schedules existed; the
+          default until the default report switches to a schedule measured to converge).
     warmup : float, default=0.3
         Share of all steps spent rising to ``lr`` (``OneCycleLR``'s ``pct_start``);
         unused by ``"constant"``.
@@ -73,7 +74,7 @@ class TrainConfig(BaseModel):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(5e-4, gt=0)
-    schedule: Schedule = "onecycle"
+    schedule: Schedule = "constant"
     warmup: float = Field(0.3, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
     patience: int = Field(4, ge=1)
