@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -119,3 +122,124 @@ def test_predict_encodes_shared_rows_once_and_matches_forward(easy_vqa_small):
     with torch.no_grad():
         plain = model(**data.inputs(torch.arange(300)))
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+
+
+# -- learning-rate schedules ----------------------------------------------------------------
+
+
+def _lrs(schedule: str, *, lr: float = 1e-2, epochs: int = 4, steps: int = 5, warmup: float = 0.25) -> list[float]:
+    """The rate the optimizer holds before each of ``epochs * steps`` updates."""
+    from mmexplain.training import TrainConfig, make_scheduler
+
+    w = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.AdamW([w], lr=lr)
+    sched = make_scheduler(opt, TrainConfig(epochs=epochs, lr=lr, schedule=schedule, warmup=warmup), steps)
+    out = []
+    for _ in range(epochs * steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_onecycle_rises_to_lr_over_the_warmup_then_anneals():
+    lrs = _lrs("onecycle")  # 20 steps, warm-up 0.25: the peak is step 4
+    assert lrs[0] == pytest.approx(1e-2 / 25)
+    assert max(lrs) == pytest.approx(1e-2) and lrs.index(max(lrs)) == 4
+    assert all(a < b for a, b in zip(lrs[:4], lrs[1:5]))
+    assert all(a > b for a, b in zip(lrs[4:], lrs[5:]))
+    assert lrs[-1] == pytest.approx(1e-2 / 25e4)
+
+
+def test_cosine_warms_up_linearly_then_decays_to_zero():
+    lrs = _lrs("cosine")  # warm-up: 5 of 20 steps
+    assert lrs[:5] == pytest.approx([1e-2 * k / 5 for k in range(1, 6)])
+    assert all(a > b for a, b in zip(lrs[4:], lrs[5:]))
+    assert lrs[-1] == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 15 / 16)))
+    assert _lrs("constant") == [1e-2] * 20
+
+
+def test_training_follows_and_records_the_schedule():
+    from mmexplain.training import TrainConfig
+
+    run = train_run("synthetic:additive", "late", epochs=3, seed=1, limit=300, progress=False, lr=1e-3,
+                    schedule="onecycle")
+    steps = math.ceil(len(run.splits.train) / 64)
+    expected = _lrs("onecycle", lr=1e-3, epochs=3, steps=steps, warmup=TrainConfig().warmup)
+    assert [row["lr"] for row in run.metrics["history"]] == pytest.approx(expected[::steps][: len(run.history)])
+    assert run.metrics["schedule"] == {"name": "onecycle", "lr": 1e-3, "epochs": 3, "batch_size": 64,
+                                       "weight_decay": 1e-4, "warmup": 0.3}
+    assert len(run.metrics["epoch_seconds"]) == len(run.history)
+    assert "warmup" not in TrainConfig(schedule="constant").describe_schedule()
+
+
+def test_schedule_is_part_of_the_run_identity(tmp_path):
+    from mmexplain.exceptions import ConfigError
+    from mmexplain.training import load_or_train, run_params
+
+    assert run_params()["schedule"] == "constant"
+    with pytest.raises(ConfigError, match="schedule='warp'; expected one of onecycle, cosine, constant"):
+        run_params(schedule="warp")
+    common = dict(dataset="synthetic:additive", fusion="late", epochs=1, limit=200, progress=False)
+    a = load_or_train(tmp_path, schedule="cosine", **common)
+    b = load_or_train(tmp_path, schedule="constant", **common)
+    assert a.directory != b.directory  # different cache keys
+    for run, name in ((a, "cosine"), (b, "constant")):
+        assert json.loads((run.directory / "config.json").read_text())["params"]["schedule"] == name
+        assert json.loads((run.directory / "metrics.json").read_text())["schedule"]["name"] == name
+        assert run.metrics["schedule"]["name"] == name  # load_run brings it back
+
+
+# -- frozen encoders: cached once per distinct input, exactly ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def easy_vqa_minilm(easy_vqa_small):
+    """300 training questions of easy-VQA tokenized for MiniLM, and a frozen-MiniLM attention model."""
+    from mmexplain.data.text import MiniLMTokenizer
+    from mmexplain.models import ModelConfig, build_model
+
+    splits, _ = easy_vqa_small
+    tok = MiniLMTokenizer()
+    base = splits.train.subset(torch.arange(300))
+    ids = tok.encode(base.meta["texts"]["question"]).ids  # the store holds each distinct question once
+    data = dataclasses.replace(base, stores={**base.stores, "question": ids})
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_name("attention", text_encoder="minilm"), data, tok)
+    return data, model
+
+
+def test_cached_frozen_minilm_states_equal_the_transformer_exactly(easy_vqa_minilm):
+    from mmexplain.training.trainer import _FeatureCache
+
+    data, model = easy_vqa_minilm
+    enc = model.encoders["question"]
+    calls: list[int] = []
+    hook = enc.transformer.register_forward_hook(lambda mod, inp, out: calls.append(out.last_hidden_state.shape[0]))
+    cache = _FeatureCache(model, data, torch.device("cpu"))
+    hook.remove()
+    distinct = len(torch.unique(data.rows["question"]))
+    assert distinct < 100 and sum(calls) == distinct  # each distinct question through MiniLM once
+    for mode in (True, False):  # training mode too: a frozen transformer runs no dropout
+        model.train(mode)
+        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(1))[:64]
+        with torch.no_grad():
+            cached = cache.features(model, data, idx, torch.device("cpu"))["question"]
+            plain = enc(data.inputs(idx)["question"], sequence=True)
+        assert torch.equal(cached, plain)
+    model.eval()
+
+
+def test_training_runs_a_frozen_minilm_once_per_distinct_question(easy_vqa_minilm):
+    from mmexplain.data import Splits
+    from mmexplain.training import TrainConfig, train_model
+
+    data, model = easy_vqa_minilm
+    model = copy.deepcopy(model)
+    calls: list[int] = []
+    model.encoders["question"].transformer.register_forward_hook(
+        lambda mod, inp, out: calls.append(out.last_hidden_state.shape[0]))
+    train, val = data.subset(torch.arange(120)), data.subset(torch.arange(240, 270))
+    train_model(model, Splits(train, val, val), TrainConfig(epochs=2, batch_size=32), progress=False)
+    per_split = [len(torch.unique(d.rows["question"])) for d in (train, val)]
+    assert sum(calls) == sum(per_split)  # once up front per split, never again in 2 epochs

@@ -3,9 +3,11 @@
 from .metrics import classification_metrics, regression_metrics
 from .run import Run, load_or_train, load_run, run_params, save_run, train_run
 from .trainer import (
+    SCHEDULES,
     TrainConfig,
     TrainResult,
     evaluate,
+    make_scheduler,
     predict,
     resolve_device,
     seed_everything,
@@ -13,6 +15,7 @@ from .trainer import (
 )
 
 __all__ = [
+    "SCHEDULES",
     "Run",
     "TrainConfig",
     "TrainResult",
@@ -20,6 +23,7 @@ __all__ = [
     "evaluate",
     "load_or_train",
     "load_run",
+    "make_scheduler",
     "predict",
     "regression_metrics",
     "resolve_device",

@@ -22,6 +22,7 @@ from ..models.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from ..models.model import ModelConfig, MultimodalModel, build_model
 from ..validation import check_positive_float, check_positive_int
 from .trainer import (
+    SCHEDULES,
     TrainConfig,
     TrainResult,
     evaluate,
@@ -43,7 +44,8 @@ class Run:
         In eval mode, on ``device``.
     splits : Splits
     metrics : dict
-        ``test`` and ``val`` metrics, ``history``, ``best_epoch``, ``train_seconds``.
+        ``test`` and ``val`` metrics, ``history``, ``best_epoch``, ``train_seconds`` and
+        ``schedule`` (:meth:`TrainConfig.describe_schedule`: name, peak lr, epochs, ...).
     params : dict
         The parameters that define the run (dataset, fusion, seed, ...).
     directory : Path or None
@@ -75,6 +77,7 @@ def run_params(
     text_encoder: str | None = None,
     batch_size: int = 64,
     lr: float = 5e-4,
+    schedule: str = "constant",
     dataset_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The canonical, JSON-safe parameter dict of a run (used for caching and provenance).
@@ -98,6 +101,8 @@ def run_params(
             f"dataset_options must be a dict of manifest options; got {type(dataset_options).__name__}."
         )
     options = json.loads(json.dumps(dataset_options or {}, default=str))  # as stored in config.json
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"schedule={schedule!r}; expected one of {', '.join(SCHEDULES)}.")
     return {
         "dataset": dataset,
         "fusion": fusion,
@@ -107,6 +112,7 @@ def run_params(
         "text_encoder": text_encoder,
         "batch_size": check_positive_int("batch_size", batch_size),
         "lr": check_positive_float("lr", lr),
+        "schedule": schedule,
         "dataset_options": options,
     }
 
@@ -132,6 +138,7 @@ def train_run(
     text_encoder: str | None = None,
     batch_size: int = 64,
     lr: float = 5e-4,
+    schedule: str = "constant",
     dataset_options: dict[str, Any] | None = None,
     progress: bool | None = None,
     force: bool = False,
@@ -148,7 +155,7 @@ def train_run(
         Write ``model.safetensors``, ``config.json`` and ``metrics.json`` here. The folder
         is replaced in one rename once training succeeded; a folder that holds a run with
         other parameters (or anything else) is refused unless ``force``.
-    epochs, seed, limit, device, batch_size, lr
+    epochs, seed, limit, device, batch_size, lr, schedule
         See :class:`TrainConfig` and :func:`~mmexplain.data.load_dataset`.
     text_encoder : {"gru", "lstm", "minilm"}, optional
         Override the fusion's default text encoder.
@@ -170,7 +177,7 @@ def train_run(
         Another process is training into ``out`` right now.
     """
     params = run_params(dataset, fusion, epochs=epochs, seed=seed, limit=limit, text_encoder=text_encoder,
-                        batch_size=batch_size, lr=lr, dataset_options=dataset_options)
+                        batch_size=batch_size, lr=lr, schedule=schedule, dataset_options=dataset_options)
     resolve_device(device)
     if out is None:
         return _train(params, device, progress)
@@ -238,11 +245,12 @@ def check_out(out: Path, params: dict[str, Any], *, force: bool = False) -> None
 def _train(params: dict[str, Any], device: str, progress: bool | None) -> Run:
     seed, fusion, text_encoder = params["seed"], params["fusion"], params["text_encoder"]
     epochs, batch_size, lr = params["epochs"], params["batch_size"], params["lr"]
+    schedule = params.get("schedule", "constant")
     splits, tokenizer = _load_splits(params)
     seed_everything(seed)
     model_cfg = ModelConfig.from_name(fusion, text_encoder=text_encoder)
     model = build_model(model_cfg, splits.train, tokenizer)
-    tcfg = TrainConfig(epochs=epochs, seed=seed, device=device, batch_size=batch_size, lr=lr)
+    tcfg = TrainConfig(epochs=epochs, seed=seed, device=device, batch_size=batch_size, lr=lr, schedule=schedule)
     result: TrainResult = train_model(model, splits, tcfg, progress=progress)
     metrics = {
         "test": evaluate(model, splits.test, device=device),
@@ -250,6 +258,8 @@ def _train(params: dict[str, Any], device: str, progress: bool | None) -> Run:
         "history": result.history,
         "best_epoch": result.best_epoch,
         "train_seconds": round(result.seconds, 3),
+        "schedule": result.schedule,
+        "epoch_seconds": result.epoch_seconds,
         "device": device,
     }
     return Run(model, splits, metrics, params, tokenizer=tokenizer, history=result.history)
@@ -304,7 +314,9 @@ def load_run(directory: str | os.PathLike, *, device: str = "cpu") -> Run:
     metrics_path = directory / METRICS
     if metrics_path.exists():
         m = json.loads(metrics_path.read_text())
-        run.metrics = {k: m[k] for k in ("test", "val", "history", "best_epoch", "train_seconds") if k in m}
+        run.metrics = {k: m[k] for k in ("test", "val", "history", "best_epoch", "train_seconds", "schedule",
+                                                 "epoch_seconds")
+                       if k in m}
         run.history = run.metrics.get("history", [])
     return run
 
