@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .exceptions import ConfigError, DataError, MMExplainError
+from .training.trainer import SCHEDULES
 
 __all__ = ["add_dataset_option_arguments", "build_parser", "dataset_options", "main"]
 
@@ -49,6 +50,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}") from None
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1); got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1); got {text}")
     return value
 
 
@@ -109,7 +120,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     run = train_run(
         args.dataset, args.fusion, out=args.out, epochs=args.epochs, seed=args.seed, limit=args.limit or None,
         device=args.device, text_encoder=args.text_encoder, progress=not args.quiet, lr=args.lr,
-        batch_size=args.batch_size, dataset_options=dataset_options(args), force=args.force,
+        batch_size=args.batch_size, schedule=args.schedule, modality_dropout=args.modality_dropout,
+        dataset_options=dataset_options(args), force=args.force,
     )
     test = run.metrics["test"]
     keys = ("accuracy", "macro_f1", "macro_precision", "macro_recall") if "accuracy" in test else ("mse", "mae", "r2")
@@ -168,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--lr", type=_positive_float, default=5e-4, help="AdamW learning rate (default: 5e-4)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=64, help="default: 64")
+    p.add_argument("--schedule", choices=SCHEDULES, default="constant",
+                   help="learning-rate schedule: onecycle, cosine or constant (default: constant)")
+    p.add_argument("--modality-dropout", type=_fraction, default=0.0, metavar="P",
+                   help="train with each modality at the model's reference with probability P (default: 0)")
     p.add_argument("--text-encoder", choices=["gru", "lstm", "minilm"], default=None,
                    help="encoder for text; minilm = the pretrained all-MiniLM-L6-v2 transformer")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -156,10 +156,15 @@ def test_levels_complete_and_find_the_planted_modality(trained_synthetic, fusion
 
 
 def test_tensor_fusion_bimodal_block_carries_planted_interaction(trained_synthetic):
-    # image + text: tensor fusion then has exactly one bimodal block, image×text
-    two = {"dataset_options": {"modalities": ["image", "text"]}}
+    # image + text: tensor fusion then has exactly one bimodal block, image×text. The blocks
+    # are taken relative to the reference, so the models are trained to have seen it: with
+    # modality dropout (TrainConfig.modality_dropout), an absent modality is an input the
+    # model learned, not one it extrapolates to. Without it the additive model's block carried
+    # 0.237 (R² 0.999 on the data, yet not additive around a reference it never saw).
+    two = {"dataset_options": {"modalities": ["image", "text"]}, "modality_dropout": 0.3}
     xor = trained_synthetic("interaction", "tensor", **two)
     additive = trained_synthetic("additive:regression", "tensor", epochs=25, **two)
+    assert additive.metrics["test"]["r2"] > 0.98
     found = {}
     for name, run in (("interaction", xor), ("additive", additive)):
         x = run.splits.test.inputs(range(32))
@@ -170,11 +175,7 @@ def test_tensor_fusion_bimodal_block_carries_planted_interaction(trained_synthet
         if name == "interaction":
             shares = fusion_level_shares(table).set_index("modality")["share"]
             assert shares["image×text"] >= 0.5, shares
-    # Measured 0.237 (pooled, steady from 32 to 256 samples; the decision level's exact split
-    # gives 0.18): the reference is a state the model never saw in training, so even a model
-    # that fits y = 0.625 s_image + 0.375 s_text with R² 0.999 is not additive around it. The
-    # issue's target is 0.2; this bound keeps the measured value from growing unnoticed.
-    assert found["additive"] <= 0.25, found
+    assert found["additive"] <= 0.2, found  # the bound
     assert found["interaction"] - found["additive"] >= 0.5, found
 
 

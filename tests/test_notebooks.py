@@ -101,3 +101,21 @@ def test_plain_papermill_cli_runs_a_notebook(tmp_path):
     nb = json.loads(out.read_text())
     assert not any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))
     assert set(json.loads(results.read_text())["method_shares"]) == {"ig", "saliency"}
+
+
+def test_notebook_defaults_and_the_default_report_name_the_default_run():
+    """Papermill needs literals in parameters cells: they repeat DEFAULT_RUN, and must agree."""
+    import ast
+
+    import papermill
+    import yaml
+
+    from mmexplain.training import DEFAULT_RUN
+
+    for path in sorted(NB.glob("0*.ipynb")):
+        params = papermill.inspect_notebook(str(path))
+        got = {k: ast.literal_eval(params[k]["default"]) for k in DEFAULT_RUN if k in params}
+        assert got == DEFAULT_RUN, path.name
+    grid = yaml.safe_load((NB / "default_report.yaml").read_text())
+    named = {**grid["parameters"], **{k: v[0] for k, v in grid["grid"].items() if len(v) == 1}}
+    assert {k: named[k] for k in DEFAULT_RUN} == DEFAULT_RUN

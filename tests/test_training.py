@@ -243,3 +243,42 @@ def test_training_runs_a_frozen_minilm_once_per_distinct_question(easy_vqa_minil
     train_model(model, Splits(train, val, val), TrainConfig(epochs=2, batch_size=32), progress=False)
     per_split = [len(torch.unique(d.rows["question"])) for d in (train, val)]
     assert sum(calls) == sum(per_split)  # once up front per split, never again in 2 epochs
+
+
+# -- modality dropout: training sees each modality at the model's reference ------------------------
+
+
+def test_absent_modalities_are_encoded_as_the_reference(easy_vqa_small):
+    from mmexplain.models import ModelConfig, build_model
+    from mmexplain.training.trainer import _FeatureCache
+
+    splits, tok = easy_vqa_small
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_name("concat"), splits.train, tok).eval()
+    data = splits.test.subset(torch.arange(64))
+    idx = torch.arange(64)
+    absent = {"image": torch.arange(64) % 3 == 0, "question": torch.arange(64) % 4 == 1}
+    with torch.no_grad():
+        got = _FeatureCache(model, data, torch.device("cpu")).features(model, data, idx, torch.device("cpu"), absent)
+        x = data.inputs(idx)
+        for m, drop in absent.items():  # the model's own meaning of "absent", row by row
+            x[m] = torch.where(drop.view(-1, *[1] * (x[m].dim() - 1)), model.reference.fill(m, x[m]), x[m])
+        want = {m: model.encoders[m](x[m]) for m in model.modalities}
+    for m in model.modalities:
+        torch.testing.assert_close(got[m], want[m], atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(got[m][absent[m]], got[m][~absent[m]][: int(absent[m].sum())])
+
+
+def test_modality_dropout_is_part_of_the_run_and_repeats(tmp_path):
+    from mmexplain.exceptions import ConfigError
+    from mmexplain.training import run_params
+
+    with pytest.raises(ConfigError, match=r"modality_dropout must be a number in \[0, 1\); got 1.5"):
+        run_params(modality_dropout=1.5)
+    common = dict(epochs=2, seed=3, limit=300, progress=False)
+    a = train_run("synthetic:additive", "concat", modality_dropout=0.5, **common)
+    b = train_run("synthetic:additive", "concat", modality_dropout=0.5, **common)
+    plain = train_run("synthetic:additive", "concat", **common)
+    assert a.metrics["history"] == b.metrics["history"]  # seeded: the same draws
+    assert a.metrics["history"] != plain.metrics["history"]  # and the draws do something
+    assert a.metrics["schedule"]["modality_dropout"] == 0.5 and "modality_dropout" not in plain.metrics["schedule"]

@@ -1,7 +1,7 @@
 """Training, evaluation and saved runs."""
 
 from .metrics import classification_metrics, regression_metrics
-from .run import Run, load_or_train, load_run, run_params, save_run, train_run
+from .run import DEFAULT_RUN, Run, load_or_train, load_run, run_params, save_run, train_run
 from .trainer import (
     SCHEDULES,
     TrainConfig,
@@ -15,6 +15,7 @@ from .trainer import (
 )
 
 __all__ = [
+    "DEFAULT_RUN",
     "SCHEDULES",
     "Run",
     "TrainConfig",

@@ -33,6 +33,21 @@ from .trainer import (
 
 METRICS = "metrics.json"
 
+#: The model the default report explains (``mmexplain report --default``, and every notebook's
+#: defaults): the fusion and schedule measured to reach >= 97 % test accuracy on easy-VQA
+#: fastest on 2 CPU cores, with the pretrained MiniLM (frozen, its token states cached once
+#: per distinct question) as text encoder (``benchmarks/bench_fusions_easy_vqa.py``).
+#: Notebooks' parameters cells and ``notebooks/default_report.yaml`` repeat these values
+#: (papermill needs literals there); ``tests/test_notebooks.py`` keeps them equal.
+DEFAULT_RUN: dict[str, Any] = {
+    "fusion": "attention",
+    "text_encoder": "minilm",
+    "epochs": 12,
+    "schedule": "onecycle",
+    "lr": 2e-3,
+    "batch_size": 128,
+}
+
 
 @dataclass
 class Run:
@@ -78,6 +93,7 @@ def run_params(
     batch_size: int = 64,
     lr: float = 5e-4,
     schedule: str = "constant",
+    modality_dropout: float = 0.0,
     dataset_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The canonical, JSON-safe parameter dict of a run (used for caching and provenance).
@@ -103,6 +119,9 @@ def run_params(
     options = json.loads(json.dumps(dataset_options or {}, default=str))  # as stored in config.json
     if schedule not in SCHEDULES:
         raise ConfigError(f"schedule={schedule!r}; expected one of {', '.join(SCHEDULES)}.")
+    if isinstance(modality_dropout, bool) or not isinstance(modality_dropout, (int, float)) \
+            or not 0 <= modality_dropout < 1:
+        raise ConfigError(f"modality_dropout must be a number in [0, 1); got {modality_dropout!r}.")
     return {
         "dataset": dataset,
         "fusion": fusion,
@@ -113,6 +132,7 @@ def run_params(
         "batch_size": check_positive_int("batch_size", batch_size),
         "lr": check_positive_float("lr", lr),
         "schedule": schedule,
+        "modality_dropout": float(modality_dropout),
         "dataset_options": options,
     }
 
@@ -139,6 +159,7 @@ def train_run(
     batch_size: int = 64,
     lr: float = 5e-4,
     schedule: str = "constant",
+    modality_dropout: float = 0.0,
     dataset_options: dict[str, Any] | None = None,
     progress: bool | None = None,
     force: bool = False,
@@ -155,7 +176,7 @@ def train_run(
         Write ``model.safetensors``, ``config.json`` and ``metrics.json`` here. The folder
         is replaced in one rename once training succeeded; a folder that holds a run with
         other parameters (or anything else) is refused unless ``force``.
-    epochs, seed, limit, device, batch_size, lr, schedule
+    epochs, seed, limit, device, batch_size, lr, schedule, modality_dropout
         See :class:`TrainConfig` and :func:`~mmexplain.data.load_dataset`.
     text_encoder : {"gru", "lstm", "minilm"}, optional
         Override the fusion's default text encoder.
@@ -177,7 +198,8 @@ def train_run(
         Another process is training into ``out`` right now.
     """
     params = run_params(dataset, fusion, epochs=epochs, seed=seed, limit=limit, text_encoder=text_encoder,
-                        batch_size=batch_size, lr=lr, schedule=schedule, dataset_options=dataset_options)
+                        batch_size=batch_size, lr=lr, schedule=schedule,
+                        modality_dropout=modality_dropout, dataset_options=dataset_options)
     resolve_device(device)
     if out is None:
         return _train(params, device, progress)
@@ -246,11 +268,13 @@ def _train(params: dict[str, Any], device: str, progress: bool | None) -> Run:
     seed, fusion, text_encoder = params["seed"], params["fusion"], params["text_encoder"]
     epochs, batch_size, lr = params["epochs"], params["batch_size"], params["lr"]
     schedule = params.get("schedule", "constant")
+    modality_dropout = params.get("modality_dropout", 0.0)
     splits, tokenizer = _load_splits(params)
     seed_everything(seed)
     model_cfg = ModelConfig.from_name(fusion, text_encoder=text_encoder)
     model = build_model(model_cfg, splits.train, tokenizer)
-    tcfg = TrainConfig(epochs=epochs, seed=seed, device=device, batch_size=batch_size, lr=lr, schedule=schedule)
+    tcfg = TrainConfig(epochs=epochs, seed=seed, device=device, batch_size=batch_size, lr=lr, schedule=schedule,
+                       modality_dropout=modality_dropout)
     result: TrainResult = train_model(model, splits, tcfg, progress=progress)
     metrics = {
         "test": evaluate(model, splits.test, device=device),

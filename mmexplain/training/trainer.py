@@ -65,6 +65,14 @@ class TrainConfig(BaseModel):
         weights of the best validation epoch are kept in every case.
     class_weights : bool, default=True
         Weight the loss by inverse class frequency (scikit-learn's "balanced").
+    modality_dropout : float, default=0.0
+        Probability that a training sample's modality is replaced by the model's reference
+        (its meaning of "absent", ``model.reference``), independently per sample, modality
+        and step (ModDrop, Neverova et al. 2016). A model trained so has seen every modality
+        absent, so its answers with a modality at the reference -- which every
+        reference-based explanation (modality Shapley values, fusion-level blocks, deletion
+        curves) reads -- are learned, not extrapolated: on additive data the interaction
+        it shows around the reference then shrinks towards the data's own (none).
     seed : int, default=0
     device : str, default="cpu"
         ``cpu`` or ``cuda`` (``cuda:N``).
@@ -79,6 +87,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(1e-4, ge=0)
     patience: int = Field(4, ge=1)
     class_weights: bool = True
+    modality_dropout: float = Field(0.0, ge=0, lt=1)
     seed: int = 0
     device: str = "cpu"
 
@@ -88,6 +97,8 @@ class TrainConfig(BaseModel):
                                "batch_size": self.batch_size, "weight_decay": self.weight_decay}
         if self.schedule != "constant":
             out["warmup"] = self.warmup
+        if self.modality_dropout:
+            out["modality_dropout"] = self.modality_dropout
         return out
 
 
@@ -176,20 +187,43 @@ class _FeatureCache:
                     self.hidden[m] = torch.cat([enc.backbone(x[i : i + 256]) for i in range(0, len(x), 256)])
                 self.slot[m] = slot.to(device)
 
-    def features(self, model: MultimodalModel, data: MultimodalDataset, idx: torch.Tensor, device: torch.device) -> dict:
+    def features(self, model: MultimodalModel, data: MultimodalDataset, idx: torch.Tensor, device: torch.device,
+                 absent: dict[str, torch.Tensor] | None = None) -> dict:
+        """Encoder outputs for samples ``idx``; ``absent[m]`` (bool, (len(idx),)) marks the
+        samples whose modality ``m`` is replaced by the model's reference."""
         seq = model.fusion.needs_sequences
         out = {}
         for m in model.modalities:
             rows = data.rows[m][idx]
+            drop = None if absent is None or not bool(absent[m].any()) else absent[m]
+            ref_x = None
+            if drop is not None:  # (1, ...) for a fixed reference, (k, ...) for a per-sample one
+                ref_x = model.reference.fill(m, data._decode(m, data.stores[m][rows[drop]]).to(device))
             if m in self.hidden:
                 ids = data._decode(m, data.stores[m][rows]).to(device)
                 out[m] = model.encoders[m].head(self.hidden[m][self.slot[m][rows.to(device)]], ids, sequence=seq)
-                continue
-            # encode each distinct stored row once: easy-VQA batches share images
-            distinct, inverse = torch.unique(rows, return_inverse=True)
-            x = data._decode(m, data.stores[m][distinct]).to(device)
-            out[m] = model.encoders[m](x, sequence=seq)[inverse.to(device)]
+                ref = None if ref_x is None else model.encoders[m](ref_x, sequence=seq)
+            else:
+                # encode each distinct stored row once: easy-VQA batches share images; the
+                # reference joins the same pass, so batch norm sees it among real inputs
+                distinct, inverse = torch.unique(rows, return_inverse=True)
+                x = data._decode(m, data.stores[m][distinct]).to(device)
+                if ref_x is not None:
+                    x = torch.cat([x, ref_x.to(x.dtype)])
+                encoded = model.encoders[m](x, sequence=seq)
+                out[m] = encoded[: len(distinct)][inverse.to(device)]
+                ref = None if ref_x is None else encoded[len(distinct):]
+            if ref is not None:
+                out[m] = out[m].clone()
+                out[m][drop.to(device)] = ref.expand(int(drop.sum()), *ref.shape[1:])
         return out
+
+
+def _absent_draw(model: MultimodalModel, n: int, p: float, gen: torch.Generator) -> dict[str, torch.Tensor] | None:
+    """Per modality, which of ``n`` samples see it absent this step (probability ``p``)."""
+    if p <= 0:
+        return None
+    return {m: torch.rand(n, generator=gen) < p for m in model.modalities}
 
 
 def _epoch_order(data: MultimodalDataset, gen: torch.Generator) -> torch.Tensor:
@@ -291,6 +325,7 @@ def train_model(
     train_cache = _FeatureCache(model, train, device)
     val_cache = _FeatureCache(model, val, device)
     gen = torch.Generator().manual_seed(config.seed)
+    drop_gen = torch.Generator().manual_seed(config.seed + 1)  # its own stream: the epoch order stays put
     result = TrainResult(schedule=config.describe_schedule())
     best_score, best_state, since_best = -float("inf"), None, 0
     bar = tqdm(range(config.epochs), desc="train", disable=(not progress) if progress is not None else None)
@@ -301,7 +336,8 @@ def train_model(
         total, count = 0.0, 0
         for b in range(0, len(perm), config.batch_size):
             idx = perm[b : b + config.batch_size]
-            out = model.fusion(train_cache.features(model, train, idx, device))
+            absent = _absent_draw(model, len(idx), config.modality_dropout, drop_gen)
+            out = model.fusion(train_cache.features(model, train, idx, device, absent))
             loss = _loss(loss_fn, out, train.targets[idx].to(device), task)
             opt.zero_grad(set_to_none=True)
             loss.backward()
