@@ -50,9 +50,10 @@ def test_record_converts_and_merges(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     record(path, accuracy=np.float32(0.5), n=np.int64(3), arr=np.arange(3), nan=float("nan"))
     df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
-    merged = record(str(path), table=df, accuracy=0.75, nested={"t": (1, 2), 3: np.bool_(True)})
+    # None: a record(...) ending a notebook cell must not print a dict into the report
+    assert record(str(path), table=df, accuracy=0.75, nested={"t": (1, 2), 3: np.bool_(True)}) is None
     on_disk = json.loads(path.read_text())
-    assert merged == on_disk
+    assert load_results(path) == on_disk
     assert on_disk["accuracy"] == 0.75 and on_disk["n"] == 3 and on_disk["arr"] == [0, 1, 2]
     assert on_disk["nan"] is None
     assert on_disk["table"] == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
@@ -61,8 +62,8 @@ def test_record_converts_and_merges(tmp_path: Path) -> None:
 
 
 def test_record_without_path_writes_nothing(tmp_path: Path) -> None:
-    assert record("", x=np.float64(1.5)) == {"x": 1.5}
-    assert record(None, y=[1]) == {"y": [1]}
+    assert record("", x=np.float64(1.5)) is None
+    assert record(None, y=[1]) is None
     assert list(tmp_path.iterdir()) == []
 
 
