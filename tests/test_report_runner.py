@@ -26,6 +26,7 @@ from mmexplain.report import html as report_html
 from mmexplain.report.cli import main as cli_main
 from mmexplain.report.cli import parse_value
 from mmexplain.report.html import external_resources
+from mmexplain.report.plotlyjs import page_plotlyjs, plotlyjs_name
 from mmexplain.report.results import SCHEMA_VERSION, load_results, record
 
 pytestmark = pytest.mark.slow
@@ -228,7 +229,9 @@ def test_html_hides_code_is_offline_and_shows_provenance(simple_run: RunRecord) 
         assert code not in page
     assert external_resources(page) == []
     assert "cdnjs" not in page and "require.min.js" not in page and "unpkg.com" not in page
-    assert page.count("* plotly.js v") == 1  # plotly.js embedded exactly once
+    # plotly.js is not in the page: loaded once, from the file beside the run folders
+    assert "plotly.js v" not in page and page.count(f'src="../{plotlyjs_name()}"') == 1
+    assert (simple_run.run_dir.parent / plotlyjs_name()).is_file()
     assert page.count('class="plotly-graph-div"') == 1
     assert "Report provenance" in page and "Parameter label" in page and "fp-4" in page
     assert "Defaults used" in page and "alpha=0.5" in page
@@ -242,6 +245,18 @@ def test_complete_run_is_skipped_unless_forced(simple_run: RunRecord) -> None:
     assert again.provenance["finished"] == simple_run.provenance["finished"]
     forced = run_notebook(SIMPLE, {"label": "first", "n": 4}, out, force=True)
     assert not forced.skipped and forced.provenance["finished"] > simple_run.provenance["finished"]
+
+
+def test_switching_self_contained_rerenders_the_page_without_running_again(tmp_path: Path) -> None:
+    first = run_notebook(SIMPLE, {"n": 2}, tmp_path, progress=False)
+    assert page_plotlyjs(first.html_path.read_text()) == "shared"
+    alone = run_notebook(SIMPLE, {"n": 2}, tmp_path, progress=False, self_contained=True)
+    page = alone.html_path.read_text()
+    assert alone.skipped and alone.provenance["finished"] == first.provenance["finished"]
+    assert page_plotlyjs(page) == "inline" and page.count("* plotly.js v") == 1
+    assert "Report provenance" in page and 'class="plotly-graph-div"' in page
+    back = run_notebook(SIMPLE, {"n": 2}, tmp_path, progress=False)
+    assert back.skipped and page_plotlyjs(back.html_path.read_text()) == "shared"
 
 
 def test_failed_run_writes_partial_report_and_raises(tmp_path: Path) -> None:
