@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _page_checks import page_noise
 from browser import open_report
 from PIL import Image
 
 from mmexplain.report import RunSpec, run_batch
+from mmexplain.report.plotlyjs import page_plotlyjs, plotlyjs_name
 
 ROOT = Path(__file__).resolve().parents[1]
 NB = ROOT / "notebooks"
@@ -54,6 +56,22 @@ def test_notebook_runs_and_renders(executed, name):
     assert page.figures >= 1 and page.rendered == page.figures
     assert not page.xss and not page.dialogs
     assert "load_or_train(" not in page.text  # code cells are hidden
+
+
+@pytest.mark.parametrize("name", ["01_train_evaluate", "02_modality_attribution", "03_fusion_levels",
+                                  "04_decision_audit", "05_explanation_quality"])
+def test_report_pages_read_cleanly(executed, name):
+    """No stderr, warning or printed dict in a page; the model header comes before any result;
+    plotly.js is the report folder's one shared file."""
+    out, records = executed
+    document = Path(records[name].html_path).read_text()
+    assert page_noise(document) == []
+    header = document.index('class="mmx-model"')  # after the provenance table, which has a fingerprint too
+    for text in ("Text encoder", "Test accuracy", "Training schedule", "Data fingerprint"):
+        assert document.find(text, header) > header, text
+    later = [document.find(t, header) for t in ('class="dataframe', 'class="plotly-graph-div"')]
+    assert header < min(i for i in later if i >= 0) and document.find('class="dataframe') > header
+    assert page_plotlyjs(document) == "shared" and (out / plotlyjs_name()).is_file()
 
 
 def test_key_results_are_recorded(executed):

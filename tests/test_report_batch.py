@@ -72,3 +72,29 @@ def _grid(tmp_path: Path, nb: Path) -> Path:
     path = tmp_path / "g.yaml"
     path.write_text(f"notebooks: [{nb}]\nparameters: {{data: in.txt}}\n")
     return path
+
+
+def test_progress_says_when_each_run_starts_and_ends_without_flooding_logs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nb = reader_notebook(tmp_path / "reader.ipynb")
+    (tmp_path / "in.txt").write_text("x")
+    grid = tmp_path / "g.yaml"
+    grid.write_text(f"notebooks: [{nb}]\nparameters: {{data: in.txt}}\ngrid: {{fail: [false, true]}}\n")
+    monkeypatch.chdir(tmp_path)
+    # not a terminal (captured): a line per run start and end, no bars
+    assert report_main(["--grid", str(grid), "--out", "out", "--jobs", "2"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    ids = [s.planned_run_id for s in expand_grid(load_grid(grid))]
+    for run_id in ids:
+        assert f"started  {run_id}" in err
+    assert any(line.startswith(f"ok       {ids[0]} (") for line in err), err
+    assert any(line.startswith(f"failed   {ids[1]} (") for line in err), err
+    assert len(err) == 4 and not any("%|" in line for line in err), err
+    # again: both current or failed; --no-progress says nothing at all
+    assert report_main(["--grid", str(grid), "--out", "out", "--no-progress"]) == 1
+    assert capsys.readouterr().err == ""
+    # one job, progress forced on: papermill's bar of the notebook's cells
+    run_batch([expand_grid(load_grid(grid))[0]], tmp_path / "out2", progress=True, cwd=tmp_path)
+    err = capsys.readouterr().err
+    assert "reader:" in err and "cell" in err and "started  " in err

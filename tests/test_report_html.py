@@ -8,7 +8,9 @@ import nbformat
 import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
+from _page_checks import page_noise
 
+from mmexplain.exceptions import ReportError
 from mmexplain.report import RunRecord, RunSpec, run_batch
 from mmexplain.report.html import (
     external_resources,
@@ -18,6 +20,7 @@ from mmexplain.report.html import (
     provenance_table_html,
     sanitize_html,
 )
+from mmexplain.report.plotlyjs import page_plotlyjs, plotlyjs_name
 
 NB = Path(__file__).parent / "fixtures" / "notebooks"
 XSS = "<script>window.__xss=1</script>"
@@ -127,6 +130,43 @@ def test_notebook_to_html_is_offline_code_free_and_embeds_plotly_once() -> None:
     assert "plotly.js v" not in no_fig and len(no_fig) < 400_000
 
 
+def test_notebook_to_html_can_load_a_shared_plotlyjs_file() -> None:
+    nb = _notebook_with({"application/vnd.plotly.v1+json": _fig().to_plotly_json()})
+    page = notebook_to_html(nb, title="t", plotlyjs_src="../plotly-x.min.js")
+    assert "plotly.js v" not in page and len(page) < 400_000
+    assert page.count('src="../plotly-x.min.js"') == 1 and external_resources(page) == []
+    assert page_plotlyjs(page) == "shared"
+    assert page_plotlyjs(notebook_to_html(nb, title="t")) == "inline"
+    # a page without figures loads no plotly.js at all
+    assert page_plotlyjs(notebook_to_html(_notebook_with({"text/plain": "hi"}), title="t",
+                                          plotlyjs_src="../p.js")) == "none"
+    for bad in ("https://cdn.plot.ly/plotly.min.js", "/abs/plotly.js", "", "file:///p.js"):
+        with pytest.raises(ReportError, match="plotlyjs_src must be a relative path"):
+            notebook_to_html(nb, title="t", plotlyjs_src=bad)
+
+
+def test_widget_outputs_are_dropped_with_their_text_fallback() -> None:
+    bar = {"application/vnd.jupyter.widget-view+json": {"model_id": "m", "version_major": 2},
+           "text/plain": "  0%|          | 0/16 [00:00<?, ?it/s]"}
+    prepared, _ = prepare_notebook(_notebook_with(bar, {"text/plain": "kept"}))
+    assert [o.data["text/plain"] for o in prepared.cells[1].outputs] == ["kept"]
+
+
+def test_page_noise_finds_stderr_warnings_and_dict_reprs() -> None:
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="progress 10%\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="/a.py:1: TqdmWarning: IProgress\n"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "{'a': 1}"}, execution_count=1),
+    ]
+    noise = page_noise(notebook_to_html(nbformat.v4.new_notebook(cells=[cell]), title="t"))
+    assert len(noise) == 3, noise
+    assert noise[0].startswith("stderr output: progress") and noise[1].startswith("dict repr")
+    assert "TqdmWarning: IProgress" in noise[2]
+    clean = _notebook_with({"text/plain": "{1, 2}"}, {"text/html": "<b>fine</b>", "text/plain": "x"})
+    assert page_noise(notebook_to_html(clean, title="t")) == []
+
+
 def test_provenance_table_escapes_everything() -> None:
     table = provenance_table_html(
         {
@@ -155,18 +195,31 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunRecord]:
         RunSpec(NB / "raises.ipynb", {"x": 3}, "raises"),
     ]
     records = run_batch(specs, out, jobs=2)
+    # the same notebook with plotly.js in the page, in a folder of its own
+    alone = tmp_path_factory.mktemp("html-self-contained")
+    records += run_batch([RunSpec(NB / "simple.ipynb", {"label": "alone"}, "self_contained")],
+                         alone, self_contained=True)
     return {r.run_id: r for r in records}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run_id", ["notebook_renderer", "mimetype_renderer"])
+@pytest.mark.parametrize(
+    ("run_id", "mode"),
+    [("notebook_renderer", "shared"), ("mimetype_renderer", "shared"), ("self_contained", "inline")],
+)
 def test_plotly_figure_renders_offline_without_console_errors(
-    reports: dict[str, RunRecord], run_id: str
+    reports: dict[str, RunRecord], run_id: str, mode: str
 ) -> None:
     from browser import open_report
 
     rec = reports[run_id]
     assert rec.ok
+    document = rec.html_path.read_text()
+    assert page_plotlyjs(document) == mode
+    shared = rec.html_path.parents[1] / plotlyjs_name()
+    # shared: one file beside the run folders; self-contained: none, the page works alone
+    assert shared.is_file() == (mode == "shared")
+    assert f'src="../{plotlyjs_name()}"' in document if mode == "shared" else "plotly.js v" in document
     page = open_report(rec.html_path)
     assert page.console_errors == []
     assert page.figures == 1 and page.rendered == 1

@@ -26,6 +26,7 @@ from mmexplain.report import html as report_html
 from mmexplain.report.cli import main as cli_main
 from mmexplain.report.cli import parse_value
 from mmexplain.report.html import external_resources
+from mmexplain.report.plotlyjs import page_plotlyjs, plotlyjs_name
 from mmexplain.report.results import SCHEMA_VERSION, load_results, record
 
 pytestmark = pytest.mark.slow
@@ -50,9 +51,10 @@ def test_record_converts_and_merges(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     record(path, accuracy=np.float32(0.5), n=np.int64(3), arr=np.arange(3), nan=float("nan"))
     df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
-    merged = record(str(path), table=df, accuracy=0.75, nested={"t": (1, 2), 3: np.bool_(True)})
+    # None: a record(...) ending a notebook cell must not print a dict into the report
+    assert record(str(path), table=df, accuracy=0.75, nested={"t": (1, 2), 3: np.bool_(True)}) is None
     on_disk = json.loads(path.read_text())
-    assert merged == on_disk
+    assert load_results(path) == on_disk
     assert on_disk["accuracy"] == 0.75 and on_disk["n"] == 3 and on_disk["arr"] == [0, 1, 2]
     assert on_disk["nan"] is None
     assert on_disk["table"] == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
@@ -61,8 +63,8 @@ def test_record_converts_and_merges(tmp_path: Path) -> None:
 
 
 def test_record_without_path_writes_nothing(tmp_path: Path) -> None:
-    assert record("", x=np.float64(1.5)) == {"x": 1.5}
-    assert record(None, y=[1]) == {"y": [1]}
+    assert record("", x=np.float64(1.5)) is None
+    assert record(None, y=[1]) is None
     assert list(tmp_path.iterdir()) == []
 
 
@@ -227,7 +229,9 @@ def test_html_hides_code_is_offline_and_shows_provenance(simple_run: RunRecord) 
         assert code not in page
     assert external_resources(page) == []
     assert "cdnjs" not in page and "require.min.js" not in page and "unpkg.com" not in page
-    assert page.count("* plotly.js v") == 1  # plotly.js embedded exactly once
+    # plotly.js is not in the page: loaded once, from the file beside the run folders
+    assert "plotly.js v" not in page and page.count(f'src="../{plotlyjs_name()}"') == 1
+    assert (simple_run.run_dir.parent / plotlyjs_name()).is_file()
     assert page.count('class="plotly-graph-div"') == 1
     assert "Report provenance" in page and "Parameter label" in page and "fp-4" in page
     assert "Defaults used" in page and "alpha=0.5" in page
@@ -241,6 +245,18 @@ def test_complete_run_is_skipped_unless_forced(simple_run: RunRecord) -> None:
     assert again.provenance["finished"] == simple_run.provenance["finished"]
     forced = run_notebook(SIMPLE, {"label": "first", "n": 4}, out, force=True)
     assert not forced.skipped and forced.provenance["finished"] > simple_run.provenance["finished"]
+
+
+def test_switching_self_contained_rerenders_the_page_without_running_again(tmp_path: Path) -> None:
+    first = run_notebook(SIMPLE, {"n": 2}, tmp_path, progress=False)
+    assert page_plotlyjs(first.html_path.read_text()) == "shared"
+    alone = run_notebook(SIMPLE, {"n": 2}, tmp_path, progress=False, self_contained=True)
+    page = alone.html_path.read_text()
+    assert alone.skipped and alone.provenance["finished"] == first.provenance["finished"]
+    assert page_plotlyjs(page) == "inline" and page.count("* plotly.js v") == 1
+    assert "Report provenance" in page and 'class="plotly-graph-div"' in page
+    back = run_notebook(SIMPLE, {"n": 2}, tmp_path, progress=False)
+    assert back.skipped and page_plotlyjs(back.html_path.read_text()) == "shared"
 
 
 def test_failed_run_writes_partial_report_and_raises(tmp_path: Path) -> None:

@@ -1,9 +1,16 @@
-"""Many report runs: validate them all, run them ``jobs`` at a time, then write the index."""
+"""Many report runs: validate them all, run them ``jobs`` at a time, then write the index.
+
+Progress goes to stderr: one line when each run starts and ends (unless ``progress=False``),
+and, on a terminal (or with ``progress=True``), a bar of runs and, with one job at a time,
+papermill's bar of the running notebook's cells.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,12 +34,40 @@ def _failed(prep: Prepared, out_dir: Path, err: BaseException) -> RunRecord:
     )
 
 
-def _run_one(prep: Prepared, out_dir: Path, force: bool, cwd: str | None) -> RunRecord:
-    """Worker: never raises for a failed run; a run it could not report becomes a record."""
+def _say(text: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(text, file=sys.stderr)  # above any bar, without breaking it
+
+
+def _run_one(
+    prep: Prepared,
+    out_dir: Path,
+    force: bool,
+    cwd: str | None,
+    *,
+    lines: bool = False,
+    cell_progress: bool | None = False,
+    self_contained: bool = False,
+) -> RunRecord:
+    """Worker: never raises for a failed run; a run it could not report becomes a record.
+
+    ``lines``: say when the run starts and how it ended; ``cell_progress``: papermill's bar.
+    """
+    if lines:
+        _say(f"started  {prep.run_id}")
+    t0 = time.perf_counter()
     try:
-        return execute(prep, out_dir, force=force, cwd=cwd, raise_on_error=False)
+        rec = execute(
+            prep, out_dir, force=force, cwd=cwd, raise_on_error=False,
+            progress=cell_progress, self_contained=self_contained,
+        )
     except Exception as err:  # report not written, run locked by another process...
-        return _failed(prep, out_dir, err)
+        rec = _failed(prep, out_dir, err)
+    if lines:
+        state = "skipped (complete)" if rec.skipped else rec.status
+        _say(f"{state:<8} {prep.run_id} ({time.perf_counter() - t0:.0f} s)")
+    return rec
 
 
 def _prepare_batch(runs: Sequence[RunSpec], out_dir: Path, force: bool) -> list[Prepared]:
@@ -70,6 +105,7 @@ def run_batch(
     force: bool = False,
     progress: bool | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    self_contained: bool = False,
 ) -> list[RunRecord]:
     """Run many notebooks (``jobs`` at a time), then write ``index.html`` / ``index.json``.
 
@@ -86,9 +122,14 @@ def run_batch(
     force : bool, default False
         Re-run current runs too (a failed forced run keeps the earlier ok report).
     progress : bool, optional
-        Show a tqdm bar; default only on a terminal.
+        Progress on stderr. Default None: a line when each run starts and ends, plus, on a
+        terminal only, a bar of runs and (with ``jobs=1``) papermill's bar of the cells of
+        the running notebook. True: the bars even off a terminal; False: nothing.
     cwd : str or PathLike, optional
         Working directory of the kernels.
+    self_contained : bool, default False
+        Embed plotly.js in every page; by default the pages share one
+        ``plotly-<version>.min.js`` in ``out_dir`` (:mod:`mmexplain.report.plotlyjs`).
 
     Returns
     -------
@@ -122,10 +163,17 @@ def run_batch(
         unit="run",
         disable=None if progress is None else not progress,
     )
+    serial = jobs == 1 or len(prepared) <= 1
+    options = {
+        "lines": progress is not False,
+        # several notebooks' cell bars would interleave: per-run lines only then
+        "cell_progress": progress if serial else False,
+        "self_contained": self_contained,
+    }
     try:
-        if jobs == 1 or len(prepared) <= 1:
+        if serial:
             for i, prep in enumerate(prepared):
-                records[i] = _run_one(prep, out, force, cwd_s)
+                records[i] = _run_one(prep, out, force, cwd_s, **options)
                 bar.update()
         else:
             # Threads, not processes: each run's work is in its own kernel process anyway,
@@ -135,7 +183,7 @@ def run_batch(
             )
             try:
                 futures = {
-                    pool.submit(_run_one, prep, out, force, cwd_s): i
+                    pool.submit(_run_one, prep, out, force, cwd_s, **options): i
                     for i, prep in enumerate(prepared)
                 }
                 for fut in cf.as_completed(futures):

@@ -9,6 +9,9 @@ Usage::
     mmexplain report NOTEBOOK [-p NAME VALUE]... [--out DIR] [--force] [--device DEV]
     mmexplain report --grid GRID.yaml [-p NAME VALUE]... [--out DIR] [--jobs N] [--force]
 
+Pages share one ``plotly-<version>.min.js`` in ``--out`` (``--self-contained``: each page
+embeds it). Progress goes to stderr (``--no-progress``: none).
+
 Manifest options go in the notebooks' ``dataset_options`` parameter:
 ``-p dataset_options '{missing: impute-mean, image_size: 64}'``.
 
@@ -114,6 +117,19 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         "--kernel", dest="kernel_name", help="kernel name (default: the notebook's)"
     )
     parser.add_argument("--timeout", type=float, help="per-cell timeout in seconds")
+    parser.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="embed plotly.js in every HTML page (+4.6 MB each) instead of one shared "
+        "plotly-<version>.min.js in --out",
+    )
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="no progress on stderr (default: a line per run; bars on a terminal)",
+    )
     parser.add_argument(
         "--debug",
         action="store_true",
@@ -228,7 +244,14 @@ def main_report(args: argparse.Namespace) -> int:
 
     try:
         specs = _build_specs(args)
-        records = run_batch(specs, args.out, jobs=args.jobs, force=args.force)
+        records = run_batch(
+            specs,
+            args.out,
+            jobs=args.jobs,
+            force=args.force,
+            progress=args.progress,
+            self_contained=args.self_contained,
+        )
     except (ConfigError, DataError) as err:
         print(f"mmexplain report: error: {err}", file=sys.stderr)
         return 2

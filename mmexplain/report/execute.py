@@ -20,6 +20,7 @@ from typing import Any
 from ..exceptions import ConfigError, NotebookExecutionError, ReportError
 from ..locks import make_temp_dir, run_lock, swap_into_place
 from .inspection import NotebookParameter, escape_format, validate_parameters
+from .plotlyjs import page_plotlyjs, plotlyjs_src, write_plotlyjs
 from .provenance import collect_provenance, file_sha256, inputs_fingerprint, params_hash, utc_now
 from .records import (
     FAILED_DIR,
@@ -156,8 +157,16 @@ def _error_from_exception(err: BaseException) -> dict[str, Any]:
     return error_info(type(err).__name__, str(err))
 
 
+def _progress_bar(prep: Prepared, progress: bool | None) -> bool | dict[str, Any]:
+    """papermill's per-cell tqdm bar: off, or labelled by the notebook (run ids are long)."""
+    if progress is False:
+        return False
+    # disable=None: tqdm shows it on a terminal only, so logs are not flooded
+    return {"desc": prep.notebook.stem, "leave": False, "disable": None if progress is None else False}
+
+
 def _papermill(
-    prep: Prepared, ipynb: Path, injected: dict[str, Any], cwd: str | None
+    prep: Prepared, ipynb: Path, injected: dict[str, Any], cwd: str | None, progress: bool | None
 ) -> dict | None:
     import papermill
 
@@ -167,8 +176,8 @@ def _papermill(
             escape_format(ipynb),
             parameters=injected,
             kernel_name=prep.kernel_name,
-            progress_bar=False,
-            log_output=False,
+            progress_bar=_progress_bar(prep, progress),
+            log_output=False,  # cell outputs belong in the report, not in the terminal
             request_save_on_cell_execute=True,
             execution_timeout=prep.timeout,
             # nbclient starts the kernel in resources.metadata.path; papermill's own
@@ -180,12 +189,58 @@ def _papermill(
     return None
 
 
-def _write_report(
-    prep: Prepared, out_dir: Path, key: dict[str, str], cwd: str | None, old: RunRecord | None
-) -> RunRecord:
+def _render_page(
+    nb: Any, title: str, envelope: Mapping[str, Any], out_dir: Path, page_dir: Path,
+    self_contained: bool,
+) -> str:
+    """The HTML of one page; writes the report folder's shared plotly.js when it needs it.
+
+    The shared file is written before the page is moved into place, so a page never points
+    at a missing file.
+    """
+    from .html import notebook_to_html, provenance_table_html
+
+    src = None if self_contained else plotlyjs_src(out_dir, page_dir)
+    document = notebook_to_html(
+        nb, title=title, header_html=provenance_table_html(envelope), plotlyjs_src=src
+    )
+    if page_plotlyjs(document) == "shared":
+        write_plotlyjs(out_dir)
+    return document
+
+
+def _restyle(old: RunRecord, out_dir: Path, self_contained: bool) -> RunRecord:
+    """A current run's page, re-rendered from its notebook when it was written in the other
+    plotly.js mode (embedded vs shared): switching ``self_contained`` never re-executes."""
     import nbformat
 
-    from .html import notebook_to_html, provenance_table_html
+    page = old.files.get("html")
+    if page is None or "ipynb" not in old.files:
+        return old
+    mode = page_plotlyjs(page.read_text(encoding="utf-8", errors="replace"))
+    if mode == "none" or (mode == "inline") == self_contained:
+        return old
+    nb = nbformat.read(old.files["ipynb"], as_version=4)
+    envelope = nb.metadata.get("mmexplain")
+    if not isinstance(envelope, Mapping):
+        return old  # not written by this runner: leave it as it is
+    atomic_write_text(
+        page, _render_page(nb, old.run_id, envelope, out_dir, page.parent, self_contained)
+    )
+    return old
+
+
+def _write_report(
+    prep: Prepared,
+    out_dir: Path,
+    key: dict[str, str],
+    cwd: str | None,
+    old: RunRecord | None,
+    *,
+    progress: bool | None = False,
+    self_contained: bool = False,
+) -> RunRecord:
+    import nbformat
 
     run_dir = out_dir / prep.run_id
     tmp_dir = make_temp_dir(out_dir, prep.run_id)
@@ -197,7 +252,7 @@ def _write_report(
             injected[RESULTS_PARAMETER] = str(results_file)
 
         started, t0 = utc_now(), time.perf_counter()
-        error = _papermill(prep, ipynb, injected, cwd)
+        error = _papermill(prep, ipynb, injected, cwd, progress)
         seconds, finished = time.perf_counter() - t0, utc_now()
 
         results: dict[str, Any] = {}
@@ -246,9 +301,7 @@ def _write_report(
 
         nb.metadata["mmexplain"] = {k: v for k, v in envelope.items() if k != "files"}
         nbformat.write(nb, ipynb)
-        document = notebook_to_html(
-            nb, title=prep.run_id, header_html=provenance_table_html(envelope)
-        )
+        document = _render_page(nb, prep.run_id, envelope, out_dir, dest, self_contained)
         (tmp_dir / f"{prep.run_id}.html").write_text(document, encoding="utf-8")
         atomic_write_text(
             tmp_dir / f"{prep.run_id}.json",
@@ -293,10 +346,16 @@ def execute(
     force: bool = False,
     cwd: str | None = None,
     raise_on_error: bool = True,
+    progress: bool | None = False,
+    self_contained: bool = False,
 ) -> RunRecord:
     """Execute a prepared run into ``out_dir`` (an absolute, existing folder).
 
-    Returns the earlier record (``skipped=True``) when it is current and ``force`` is off.
+    Returns the earlier record (``skipped=True``) when it is current and ``force`` is off;
+    its page is re-rendered (not re-run) if it was written in the other plotly.js mode.
+    ``progress`` is papermill's per-cell bar (None: on a terminal only); ``self_contained``
+    embeds plotly.js in the page instead of sharing one file per ``out_dir``
+    (:mod:`mmexplain.report.plotlyjs`).
 
     Raises
     ------
@@ -311,8 +370,10 @@ def execute(
         old = _existing(out_dir / prep.run_id, prep.run_id)
         key = _run_key(prep, cwd)
         if not force and _current(old, key):
-            return old  # type: ignore[return-value]
-        record = _write_report(prep, out_dir, key, cwd, old)
+            return _restyle(old, out_dir, self_contained)  # type: ignore[arg-type]
+        record = _write_report(
+            prep, out_dir, key, cwd, old, progress=progress, self_contained=self_contained
+        )
     if not record.ok and raise_on_error:
         _raise_for_error(prep, record)
     return record
@@ -329,6 +390,8 @@ def run_notebook(
     timeout: float | None = None,
     raise_on_error: bool = True,
     cwd: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    self_contained: bool = False,
 ) -> RunRecord:
     """Run one notebook with papermill and write its ipynb, HTML and JSON report.
 
@@ -356,6 +419,11 @@ def run_notebook(
     cwd : str or PathLike, optional
         Working directory of the kernel (and of relative input paths); default the
         current directory.
+    progress : bool, optional
+        papermill's per-cell progress bar on stderr; default only on a terminal.
+    self_contained : bool, default False
+        Embed plotly.js in the HTML page (about 4.6 MB) so it works alone; by default
+        pages load one shared ``plotly-<version>.min.js`` written into ``out_dir``.
 
     Returns
     -------
@@ -389,4 +457,6 @@ def run_notebook(
         force=force,
         cwd=None if cwd is None else str(Path(cwd).absolute()),
         raise_on_error=raise_on_error,
+        progress=progress,
+        self_contained=self_contained,
     )

@@ -4,14 +4,16 @@ What this module guarantees about the HTML it writes:
 
 * code inputs are hidden (nbconvert ``exclude_input=True``); markdown and outputs stay;
 * nothing is loaded from the network: the lab template's require.js, MathJax, mermaid and
-  widget-manager tags are removed, and plotly.js is embedded once, in ``<head>``, only when
-  the notebook has plotly figures;
+  widget-manager tags are removed, and plotly.js is loaded once, in ``<head>``, only when
+  the notebook has plotly figures: embedded, or from a local file beside the page
+  (``plotlyjs_src``, see :mod:`mmexplain.report.plotlyjs`);
 * every plotly figure renders, whichever renderer the notebook used: figures are rebuilt
   from their JSON (the ``application/vnd.plotly.v1+json`` bundle, or the arguments of the
   ``Plotly.newPlot`` call of the ``notebook`` renderer's HTML) with :func:`plotly.io.to_html`;
 * outputs are treated as data, not code: ``text/html`` and ``text/markdown`` outputs are
   sanitised with bleach (unsafe tags are escaped, so an injected ``<script>`` shows as
-  text), and JavaScript / widget outputs are dropped. Markdown *cells* are the notebook's
+  text), and JavaScript / widget outputs are dropped (a widget's text fallback too: it is a
+  repr such as a progress bar's last state). Markdown *cells* are the notebook's
   own source and are kept as written;
 * a provenance table (parameters, seed, git commit, versions, timings, status) heads the
   report, with every value HTML-escaped.
@@ -47,9 +49,12 @@ _TEMPLATE_NAME = "mmexplain_report.html.j2"
 # Extends the lab template and empties every block that loads something from a CDN.
 _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 {%- block html_head_js -%}
-{%- if resources.mmexplain_plotlyjs -%}
+{%- if resources.mmexplain_plotlyjs_src -%}
 <script type="text/javascript">window.PlotlyConfig = {MathJaxConfig: 'local'};</script>
-<script type="text/javascript">{{ resources.mmexplain_plotlyjs }}</script>
+<script type="text/javascript" charset="utf-8" data-mmexplain="plotlyjs-shared" src="{{ resources.mmexplain_plotlyjs_src | e }}"></script>
+{%- elif resources.mmexplain_plotlyjs -%}
+<script type="text/javascript">window.PlotlyConfig = {MathJaxConfig: 'local'};</script>
+<script type="text/javascript" data-mmexplain="plotlyjs-inline">{{ resources.mmexplain_plotlyjs }}</script>
 {%- endif -%}
 {%- endblock html_head_js -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
@@ -235,10 +240,11 @@ def _is_plotlyjs_bundle(data: Mapping[str, Any]) -> bool:
 # Notebook preparation and export
 # ---------------------------------------------------------------------------------------------
 
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _DROP_MIMES = (
     "application/javascript",
     "text/javascript",
-    "application/vnd.jupyter.widget-view+json",
+    _WIDGET_MIME,
     "application/vnd.jupyter.widget-state+json",
     "text/vnd.mermaid",  # the lab template inserts it unescaped, and mermaid.js is not loaded
 )
@@ -275,7 +281,7 @@ def prepare_notebook(
                 kept.append(output)
                 continue
             data = output.get("data", {})
-            if _is_plotlyjs_bundle(data):
+            if _is_plotlyjs_bundle(data) or _WIDGET_MIME in data:
                 continue
             figure = plotly_figure_from_output(data)
             if figure is not None:
@@ -308,8 +314,14 @@ def prepare_notebook(
     return nb, n_figures
 
 
-def notebook_to_html(nb: nbformat.NotebookNode, *, title: str, header_html: str = "") -> str:
-    """Export an executed notebook as standalone HTML: no code, no network, working plots.
+def notebook_to_html(
+    nb: nbformat.NotebookNode,
+    *,
+    title: str,
+    header_html: str = "",
+    plotlyjs_src: str | None = None,
+) -> str:
+    """Export an executed notebook as offline HTML: no code, no network, working plots.
 
     Parameters
     ----------
@@ -319,6 +331,11 @@ def notebook_to_html(nb: nbformat.NotebookNode, *, title: str, header_html: str 
         The page title (escaped by the template).
     header_html : str
         Trusted HTML put at the top, e.g. :func:`provenance_table_html`.
+    plotlyjs_src : str, optional
+        A relative URL of a local plotly.js file (:func:`mmexplain.report.plotlyjs.plotlyjs_src`)
+        that pages with figures load instead of embedding plotly.js; the caller writes the
+        file there (:func:`~mmexplain.report.plotlyjs.write_plotlyjs`). Default None: the page
+        embeds plotly.js and works alone.
 
     Returns
     -------
@@ -328,8 +345,17 @@ def notebook_to_html(nb: nbformat.NotebookNode, *, title: str, header_html: str 
     Raises
     ------
     ReportError
-        If the HTML would still load something from the network.
+        If the HTML would still load something from the network, or ``plotlyjs_src`` is
+        not a relative path.
     """
+    if plotlyjs_src is not None and (
+        not isinstance(plotlyjs_src, str)
+        or not plotlyjs_src
+        or re.match(r"^([a-z][a-z0-9+.-]*:|/)", plotlyjs_src, re.IGNORECASE)
+    ):
+        raise ReportError(
+            f"plotlyjs_src must be a relative path such as '../plotly.min.js'; got {plotlyjs_src!r}."
+        )
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
@@ -344,7 +370,9 @@ def notebook_to_html(nb: nbformat.NotebookNode, *, title: str, header_html: str 
         exclude_anchor_links=True,
     )
     resources: dict[str, Any] = {"metadata": {"name": title}}
-    if n_figures:
+    if n_figures and plotlyjs_src is not None:
+        resources["mmexplain_plotlyjs_src"] = plotlyjs_src
+    elif n_figures:
         from plotly.offline import get_plotlyjs
 
         resources["mmexplain_plotlyjs"] = get_plotlyjs()

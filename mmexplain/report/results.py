@@ -147,22 +147,23 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def record(results_path: str | os.PathLike[str] | None, **values: Any) -> dict[str, Any]:
+def record(results_path: str | os.PathLike[str] | None, **values: Any) -> None:
     """Merge ``values`` into the results JSON at ``results_path`` (call it from a notebook).
 
     Parameters
     ----------
     results_path : str or PathLike or None
         The notebook's ``results_path`` parameter. Empty or None (the notebook run by
-        hand): nothing is written and the converted values are just returned.
+        hand): nothing is written, but the values are still checked.
     **values
         Names and values to record; later calls overwrite earlier keys. See
         :func:`to_jsonable` for the accepted types.
 
     Returns
     -------
-    dict
-        Everything recorded so far in this file (or just ``values`` when nothing is written).
+    None
+        Nothing, so that a ``record(...)`` ending a notebook cell prints no dict into the
+        report; read the file back with :func:`load_results`.
 
     Raises
     ------
@@ -171,18 +172,16 @@ def record(results_path: str | os.PathLike[str] | None, **values: Any) -> dict[s
 
     Examples
     --------
-    >>> record("", accuracy=0.91, n_samples=200)
-    {'accuracy': 0.91, 'n_samples': 200}
+    >>> record("", accuracy=0.91, n_samples=200)  # checked, nothing written, nothing shown
     """
     converted = {key: to_jsonable(val, name=f"record({key}=...)") for key, val in values.items()}
     if not results_path:
-        return converted
+        return
     path = Path(results_path)
     merged = _read_json(path) if path.exists() else {}
     merged.update(converted)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(merged, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    return merged
 
 
 def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
