@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--schedule", choices=SCHEDULES, default="onecycle")
     parser.add_argument("--lr", type=float, default=5e-4, help="constant or peak learning rate")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--no-class-weights", action="store_true", help="plain cross-entropy (no balancing)")
     parser.add_argument("--text-encoder", choices=["gru", "lstm", "minilm"], default=None,
                         help="override each fusion's text encoder (default: the fusion's own, GRU)")
     parser.add_argument("--target", type=float, default=0.97, help="accuracy to reach (default: 0.97)")
@@ -77,7 +78,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     print(f"easy-VQA  schedule={args.schedule} lr={args.lr} text_encoder={args.text_encoder or 'default'} "
-          f"batch_size={args.batch_size} seed={args.seed} device={args.device} threads={torch.get_num_threads()} cpus={os.cpu_count()} "
+          f"batch_size={args.batch_size} class_weights={not args.no_class_weights} seed={args.seed} device={args.device} threads={torch.get_num_threads()} cpus={os.cpu_count()} "
           f"torch={torch.__version__}")
     print(f"{'fusion':<14} {'epochs':>6} {'test_acc':>8} {'macro_f1':>8} {'val_acc':>8} {'best_ep':>7} "
           f"{'train_s':>8} {'total_s':>8} {'cpu_s':>8} {'val97_ep':>8} {'val97_s':>8}")
@@ -87,6 +88,7 @@ def main() -> None:
             start, cpu = time.perf_counter(), time.process_time()
             run = train_run("easy-vqa", fusion, epochs=epochs, seed=args.seed, limit=args.limit or None,
                             device=args.device, text_encoder=args.text_encoder, lr=args.lr, batch_size=args.batch_size,
+                            class_weights=not args.no_class_weights,
                             schedule=args.schedule, progress=False,
                             out=os.path.join(args.out, f"{fusion}-{epochs}") if args.out else None)
             total, cpu = time.perf_counter() - start, time.process_time() - cpu

@@ -60,13 +60,13 @@ __all__ = [
 #: Parameters-cell names :func:`setup` passes on to :func:`load_or_train` when present.
 RUN_PARAMETERS = (
     "dataset", "fusion", "epochs", "seed", "limit", "text_encoder", "dataset_options",
-    "schedule", "lr", "batch_size", "device",
+    "schedule", "lr", "batch_size", "modality_dropout", "device",
 )
 _OTHER = ("model_cache", "results_path")
 # the parameters cells' spellings of "the default" (``limit = 0`` means all samples)
 _EMPTY: dict[str, tuple[Any, ...]] = {
     "limit": (0, None), "text_encoder": ("", None), "schedule": ("", None), "lr": ("", None),
-    "batch_size": ("", None),
+    "batch_size": ("", None), "modality_dropout": ("", None),
 }
 
 

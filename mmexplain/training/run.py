@@ -94,6 +94,7 @@ def run_params(
     lr: float = 5e-4,
     schedule: str = "constant",
     modality_dropout: float = 0.0,
+    class_weights: bool = True,
     dataset_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The canonical, JSON-safe parameter dict of a run (used for caching and provenance).
@@ -122,6 +123,8 @@ def run_params(
     if isinstance(modality_dropout, bool) or not isinstance(modality_dropout, (int, float)) \
             or not 0 <= modality_dropout < 1:
         raise ConfigError(f"modality_dropout must be a number in [0, 1); got {modality_dropout!r}.")
+    if not isinstance(class_weights, bool):
+        raise ConfigError(f"class_weights must be True or False; got {class_weights!r}.")
     return {
         "dataset": dataset,
         "fusion": fusion,
@@ -133,6 +136,7 @@ def run_params(
         "lr": check_positive_float("lr", lr),
         "schedule": schedule,
         "modality_dropout": float(modality_dropout),
+        "class_weights": class_weights,
         "dataset_options": options,
     }
 
@@ -160,6 +164,7 @@ def train_run(
     lr: float = 5e-4,
     schedule: str = "constant",
     modality_dropout: float = 0.0,
+    class_weights: bool = True,
     dataset_options: dict[str, Any] | None = None,
     progress: bool | None = None,
     force: bool = False,
@@ -176,7 +181,7 @@ def train_run(
         Write ``model.safetensors``, ``config.json`` and ``metrics.json`` here. The folder
         is replaced in one rename once training succeeded; a folder that holds a run with
         other parameters (or anything else) is refused unless ``force``.
-    epochs, seed, limit, device, batch_size, lr, schedule, modality_dropout
+    epochs, seed, limit, device, batch_size, lr, schedule, modality_dropout, class_weights
         See :class:`TrainConfig` and :func:`~mmexplain.data.load_dataset`.
     text_encoder : {"gru", "lstm", "minilm"}, optional
         Override the fusion's default text encoder.
@@ -199,7 +204,8 @@ def train_run(
     """
     params = run_params(dataset, fusion, epochs=epochs, seed=seed, limit=limit, text_encoder=text_encoder,
                         batch_size=batch_size, lr=lr, schedule=schedule,
-                        modality_dropout=modality_dropout, dataset_options=dataset_options)
+                        modality_dropout=modality_dropout, class_weights=class_weights,
+                        dataset_options=dataset_options)
     resolve_device(device)
     if out is None:
         return _train(params, device, progress)
@@ -269,12 +275,13 @@ def _train(params: dict[str, Any], device: str, progress: bool | None) -> Run:
     epochs, batch_size, lr = params["epochs"], params["batch_size"], params["lr"]
     schedule = params.get("schedule", "constant")
     modality_dropout = params.get("modality_dropout", 0.0)
+    class_weights = params.get("class_weights", True)
     splits, tokenizer = _load_splits(params)
     seed_everything(seed)
     model_cfg = ModelConfig.from_name(fusion, text_encoder=text_encoder)
     model = build_model(model_cfg, splits.train, tokenizer)
     tcfg = TrainConfig(epochs=epochs, seed=seed, device=device, batch_size=batch_size, lr=lr, schedule=schedule,
-                       modality_dropout=modality_dropout)
+                       modality_dropout=modality_dropout, class_weights=class_weights)
     result: TrainResult = train_model(model, splits, tcfg, progress=progress)
     metrics = {
         "test": evaluate(model, splits.test, device=device),
