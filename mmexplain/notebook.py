@@ -60,7 +60,8 @@ __all__ = [
 #: Parameters-cell names :func:`setup` passes on to :func:`load_or_train` when present.
 RUN_PARAMETERS = (
     "dataset", "fusion", "epochs", "seed", "limit", "text_encoder", "dataset_options",
-    "schedule", "lr", "batch_size", "modality_dropout", "device",
+    "schedule", "lr", "batch_size", "modality_dropout", "class_weights",
+    "device",
 )
 _OTHER = ("model_cache", "results_path")
 # the parameters cells' spellings of "the default" (``limit = 0`` means all samples)

@@ -42,10 +42,14 @@ METRICS = "metrics.json"
 DEFAULT_RUN: dict[str, Any] = {
     "fusion": "attention",
     "text_encoder": "minilm",
-    "epochs": 12,
+    "epochs": 10,
     "schedule": "onecycle",
     "lr": 2e-3,
     "batch_size": 128,
+    # easy-VQA's answers are skewed towards yes / no; balancing the loss by class frequency
+    # (the library's default, for users' imbalanced data) weakens exactly those questions and
+    # cost 8 points of accuracy after 8 epochs (0.888 vs 0.968)
+    "class_weights": False,
 }
 
 
