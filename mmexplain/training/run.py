@@ -44,11 +44,12 @@ DEFAULT_RUN: dict[str, Any] = {
     "text_encoder": "minilm",
     "epochs": 10,
     "schedule": "onecycle",
-    "lr": 2e-3,
-    "batch_size": 128,
+    "lr": 3e-3,
+    "batch_size": 256,
     # easy-VQA's answers are skewed towards yes / no; balancing the loss by class frequency
-    # (the library's default, for users' imbalanced data) weakens exactly those questions and
-    # cost 8 points of accuracy after 8 epochs (0.888 vs 0.968)
+    # (the library's default, for users' imbalanced data) weakens exactly those questions:
+    # with it 0.888 after a 12-epoch schedule, without it 0.968 after an 8-epoch one (lr 2e-3,
+    # batch 128)
     "class_weights": False,
 }
 
