@@ -121,6 +121,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.dataset, args.fusion, out=args.out, epochs=args.epochs, seed=args.seed, limit=args.limit or None,
         device=args.device, text_encoder=args.text_encoder, progress=not args.quiet, lr=args.lr,
         batch_size=args.batch_size, schedule=args.schedule, modality_dropout=args.modality_dropout,
+        class_weights=args.class_weights,
         dataset_options=dataset_options(args), force=args.force,
     )
     test = run.metrics["test"]
@@ -184,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning-rate schedule: onecycle, cosine or constant (default: constant)")
     p.add_argument("--modality-dropout", type=_fraction, default=0.0, metavar="P",
                    help="train with each modality at the model's reference with probability P (default: 0)")
+    p.add_argument("--no-class-weights", dest="class_weights", action="store_false",
+                   help="plain cross-entropy (default: weighted by inverse class frequency)")
     p.add_argument("--text-encoder", choices=["gru", "lstm", "minilm"], default=None,
                    help="encoder for text; minilm = the pretrained all-MiniLM-L6-v2 transformer")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

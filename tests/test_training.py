@@ -55,8 +55,11 @@ def test_regression_target_reports_mse(tmp_path):
 def test_cli_train_evaluate_fusions(tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["train", "--dataset", "synthetic:image_only", "--fusion", "late", "--out", str(out),
-               "--epochs", "2", "--limit", "500", "--quiet"])
+               "--epochs", "2", "--limit", "500", "--quiet", "--schedule", "onecycle", "--no-class-weights",
+               "--modality-dropout", "0.2"])
     assert rc == 0
+    params = json.loads((out / "config.json").read_text())["params"]
+    assert (params["schedule"], params["class_weights"], params["modality_dropout"]) == ("onecycle", False, 0.2)
     assert {p.name for p in out.iterdir()} >= {"model.safetensors", "config.json", "metrics.json"}
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall", "confusion_matrix", "label_names"):
@@ -81,6 +84,9 @@ def test_cli_bad_input_exit_code(tmp_path, capsys):
     rc = main(["train", "--device", "tpu", "--out", str(tmp_path / "x")])
     assert rc == 2
     assert "argument --device" in (err := capsys.readouterr().err) and "'tpu'" in err
+    rc = main(["train", "--modality-dropout", "1", "--out", str(tmp_path / "x")])
+    assert rc == 2
+    assert "argument --modality-dropout: must be in [0, 1); got 1" in capsys.readouterr().err
 
 
 def test_load_or_train_retrains_when_the_data_changed(tmp_path):
