@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -18,6 +24,7 @@ from mmexplain.cli import main
 from mmexplain.exceptions import ConfigError
 from mmexplain.training import load_run, predict, train_run
 
+ROOT = Path(__file__).resolve().parents[1]
 FAST = ["saliency", "input_x_gradient"]  # cheap gradient methods for the streaming tests
 
 
@@ -168,6 +175,31 @@ def test_interrupted_audit_resumes_without_recomputing(run_dir, tmp_path, monkey
     assert meta["provenance"]["reference"]["choices"] == loaded.model.reference.to_dict()["choices"]
     assert {"torch", "pyarrow", "mmexplain"} <= set(meta["provenance"]["package_versions"])
     assert meta["arguments"]["batch_size"] == 8 and meta["arguments"]["methods"] == FAST
+
+
+def test_killed_audit_resumes_from_its_finished_chunks(run_dir, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "k.parquet"
+    parts = tmp_path / "k.parquet.parts"
+    argv = ["audit", "--run", str(run_dir), "--out", str(out), "--batch-size", "4", "--methods", "ig", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mmexplain", *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not (parts / "part-000001.parquet").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    if out.exists():
+        pytest.skip("the audit finished before it could be killed")
+    assert (parts / "part-000001.parquet").exists(), proc.stderr.read().decode()[-2000:]
+    done = {int(p.stem.split("-")[1]) for p in parts.glob("part-*.parquet")}
+    calls = _count_chunks(monkeypatch)
+    assert main(argv) == 0  # takes over the dead process's lock
+    n = len(load_run(run_dir).splits.test)
+    assert done and sorted(c[0] // 4 for c in calls) == sorted(set(range(math.ceil(n / 4))) - done)
+    assert pq.read_table(out).column("index").to_pylist() == list(range(n))
 
 
 def test_finished_audit_is_not_overwritten(run, tmp_path, monkeypatch) -> None:
