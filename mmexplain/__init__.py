@@ -5,6 +5,7 @@ The functional core is importable from the top level::
     import mmexplain
     res = mmexplain.attribute(model, inputs, method="ig", target=y)
     sv = mmexplain.modality_shapley(model, inputs, target=y)
+    mmexplain.audit_run("runs/my-run", "audit.parquet")  # one row per decision, resumable
 """
 
 from .attribution import (
@@ -18,6 +19,7 @@ from .attribution import (
     fusion_level_attribution,
     modality_shapley,
 )
+from .auditing import audit_run
 from .kinds import KINDS
 from .modality import MODALITY_KINDS, ModalitySpec
 from .reference import Reference, fit_reference
@@ -35,6 +37,7 @@ __all__ = [
     "__version__",
     "attention_flow",
     "attribute",
+    "audit_run",
     "compare_fusions",
     "emap",
     "fit_reference",

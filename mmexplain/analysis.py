@@ -624,6 +624,57 @@ def _faithfulness_words(r: pd.Series) -> str:
     return f"{d:.3f} vs {rnd:.3f}: {verdict}"
 
 
+#: A decision's methods disagree when their mean rank correlation of |map| is below this.
+DEFAULT_AGREEMENT_THRESHOLD = 0.3
+
+
+def _yes(v: Any) -> bool:
+    """True for a true value, False for a false or missing (NA / None) one."""
+    return v is not None and v is not pd.NA and bool(v)
+
+
+def _no(v: Any) -> bool:
+    """True for a false value that is not missing."""
+    return v is not None and v is not pd.NA and not bool(v)
+
+
+def trust_flags(frame: pd.DataFrame, *, agreement_threshold: float = DEFAULT_AGREEMENT_THRESHOLD) -> list[str]:
+    """The quality flags one decision raises, in words: the one place their rules live.
+
+    Rules, in this order: the methods disagree (mean ``agreement`` over the methods not
+    left out below ``agreement_threshold``); then per method, deletion no better than
+    random (overall or on some modality), the model-level sanity check failed, the
+    method's rules do not hold for the model (or it was left out), IG hit its step cap.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :meth:`TrustPanel.to_frame` of one sample (one row per method).
+    agreement_threshold : float, default=0.3
+
+    Returns
+    -------
+    list of str
+        Empty when nothing is flagged. Decision-audit cards and streamed audit rows
+        (:mod:`mmexplain.auditing`) both carry these.
+    """
+    flags = []
+    agree = frame.loc[~frame["left_out"].astype(bool), "agreement"].astype(float)
+    if agree.notna().any() and float(np.nanmean(agree)) < agreement_threshold:
+        flags.append(f"methods disagree (mean rank correlation {np.nanmean(agree):.2f})")
+    for _, r in frame.iterrows():
+        if _no(r["faithful"]) or r["unfaithful_modalities"]:
+            flags.append(f"{r['method']}: deletion no better than random on "
+                         f"{', '.join(r['unfaithful_modalities']) or 'average'}")
+        if _no(r["sanity_passed"]):
+            flags.append(f"{r['method']}: sanity check failed on {', '.join(r['sanity_failed']) or 'the model'}")
+        if not r["rules_hold"]:
+            flags.append(f"{r['method']}: {'left out: ' if r['left_out'] else ''}{r['rules']}")
+        if _yes(r["step_cap_hits"]):
+            flags.append(f"{r['method']}: hit the step cap unconverged")
+    return flags
+
+
 def trust_panel(
     run: Run,
     idx: torch.Tensor,

@@ -18,11 +18,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .analysis import TrustPanel, baselines_for, explain, modality_figure, trust_panel, valid_masks
+from .analysis import (
+    DEFAULT_AGREEMENT_THRESHOLD,
+    TrustPanel,
+    baselines_for,
+    explain,
+    modality_figure,
+    trust_flags,
+    trust_panel,
+    valid_masks,
+)
 from .attribution import AttributionResult, modality_shapley
 from .exceptions import ConfigError
 from .modality import ModalitySpec
 from .training import Run, predict
+
+#: Methods a decision audit runs by default (cards and streamed audits alike).
+AUDIT_METHODS = ("ig", "saliency", "deeplift", "occlusion")
 
 
 def choose_audit_samples(
@@ -154,24 +166,14 @@ class DecisionCard:
         return figs
 
 
-def _yes(v: Any) -> bool:
-    """True for a true value, False for a false or missing (NA / None) one."""
-    return v is not None and v is not pd.NA and bool(v)
-
-
-def _no(v: Any) -> bool:
-    """True for a false value that is not missing."""
-    return v is not None and v is not pd.NA and not bool(v)
-
-
 def _num(v: Any) -> float | None:
     v = float(v)
     return round(v, 4) if np.isfinite(v) else None
 
 
 def decision_cards(
-    run: Run, ids: torch.Tensor, *, methods: Sequence[str] = ("ig", "saliency", "deeplift", "occlusion"),
-    agreement_threshold: float = 0.3, split: str = "test", sanity: pd.DataFrame | None = None,
+    run: Run, ids: torch.Tensor, *, methods: Sequence[str] = AUDIT_METHODS,
+    agreement_threshold: float = DEFAULT_AGREEMENT_THRESHOLD, split: str = "test", sanity: pd.DataFrame | None = None,
     steps: int = 10,
 ) -> list[DecisionCard]:
     """Build one :class:`DecisionCard` per sample index of ``split``.
@@ -185,7 +187,8 @@ def decision_cards(
         A :func:`mmexplain.analysis.sanity_table` of this model; a method that failed it
         flags every card with the failing modality.
     agreement_threshold : float, default=0.3
-        Flag a decision whose methods' mean rank correlation is below this.
+        Flag a decision whose methods' mean rank correlation is below this
+        (:func:`~mmexplain.analysis.trust_flags` states every rule).
     steps : int, default=10
         Steps of the deletion curves (as :func:`~mmexplain.analysis.faithfulness_table`).
     """
@@ -210,21 +213,7 @@ def decision_cards(
     tok = run.tokenizer
     cards = []
     for k, i in enumerate(ids.tolist()):
-        frame = panel.to_frame(k)
-        flags = []
-        agree = frame.loc[~frame["left_out"], "agreement"].astype(float)
-        if agree.notna().any() and float(np.nanmean(agree)) < agreement_threshold:
-            flags.append(f"methods disagree (mean rank correlation {np.nanmean(agree):.2f})")
-        for _, r in frame.iterrows():
-            if _no(r["faithful"]) or r["unfaithful_modalities"]:
-                flags.append(f"{r['method']}: deletion no better than random on "
-                             f"{', '.join(r['unfaithful_modalities']) or 'average'}")
-            if _no(r["sanity_passed"]):
-                flags.append(f"{r['method']}: sanity check failed on {', '.join(r['sanity_failed']) or 'the model'}")
-            if not r["rules_hold"]:
-                flags.append(f"{r['method']}: {'left out: ' if r['left_out'] else ''}{r['rules']}")
-            if _yes(r["step_cap_hits"]):
-                flags.append(f"{r['method']}: hit the step cap unconverged")
+        flags = trust_flags(panel.to_frame(k), agreement_threshold=agreement_threshold)
         texts, tokens, evidence, valid = {}, {}, {}, {}
         for spec in run.model.modality_specs:
             if spec.kind_info.integer_ids:

@@ -143,6 +143,38 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _methods(text: str) -> list[str]:
+    from .attribution import METHODS
+
+    names = [m.strip() for m in text.split(",")]
+    bad = [m for m in names if m not in METHODS]
+    if bad or not all(names):
+        raise argparse.ArgumentTypeError(
+            f"unknown method {bad[0] if bad else ''!r}; known: {', '.join(sorted(METHODS.names()))}")
+    return names
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from .auditing import audit_run
+
+    if not os.path.isdir(args.run):
+        raise ConfigError(f"--run {args.run}: no such folder; give a folder written by `mmexplain train`.")
+    if not args.out.endswith(".parquet"):
+        raise ConfigError(f"--out {args.out}: give a file name ending in .parquet.")
+    options = {"address": args.address} if args.address is not None else {}
+    if options and args.engine == "local":
+        raise ConfigError("--address: only for a remote engine (--engine ray); the local engine takes none.")
+    result = audit_run(
+        args.run, args.out, split=args.split, limit=args.limit or None, methods=args.methods,
+        batch_size=args.batch_size, engine=args.engine, engine_options=options, force=args.force,
+        on_chunk=None if args.quiet else lambda c: print(f"chunk {c.number}: decisions {c.start}..{c.stop - 1}",
+                                                           file=sys.stderr),
+    )
+    print(json.dumps({"out": str(result.path), "rows": result.n_rows, "chunks_computed": result.chunks_computed,
+                      "chunks_reused": result.chunks_reused}))
+    return 0
+
+
 def _cmd_fusions(args: argparse.Namespace) -> int:
     from .models import FUSIONS, PRESETS
 
@@ -199,6 +231,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.set_defaults(func=_cmd_evaluate)
 
+    from .audit import AUDIT_METHODS
+    from .auditing import AUDIT_ENGINES
+
+    p = sub.add_parser("audit", parents=[debug],
+                       help="audit every decision of a split into one Parquet file, in resumable chunks")
+    p.add_argument("--run", required=True, help="directory written by `mmexplain train`")
+    p.add_argument("--out", required=True, metavar="FILE.parquet",
+                   help="output file; <FILE>.parquet.parts/ holds finished chunks until it is done")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--limit", type=_int_at_least(0, " (0: all)"), default=None,
+                   help="audit the first N decisions of the split (default: all)")
+    p.add_argument("--methods", type=_methods, default=list(AUDIT_METHODS), metavar="M1,M2,...",
+                   help=f"attribution methods (default: {','.join(AUDIT_METHODS)})")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=64,
+                   help="decisions per chunk: the unit of writing and resuming (default: 64)")
+    p.add_argument("--engine", choices=AUDIT_ENGINES.names(), default="local",
+                   help="where chunks are computed (default: local)")
+    p.add_argument("--address", default=None, help="cluster address, for a remote engine")
+    p.add_argument("--force", action="store_true", help="replace a finished --out, or start a partial one over")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_audit)
+
     p = sub.add_parser("fusions", parents=[debug], help="list fusion strategies and presets")
     p.set_defaults(func=_cmd_fusions)
 
@@ -230,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except MMExplainError as e:
         print(f"{prefix} {e}", file=sys.stderr)
-        return 2 if args.command in ("train", "evaluate") else 1
+        return 2 if args.command in ("train", "evaluate", "audit") else 1
     except KeyboardInterrupt:
         print(f"{prefix} interrupted.", file=sys.stderr)
         return 130
