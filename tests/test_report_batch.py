@@ -98,3 +98,18 @@ def test_progress_says_when_each_run_starts_and_ends_without_flooding_logs(
     run_batch([expand_grid(load_grid(grid))[0]], tmp_path / "out2", progress=True, cwd=tmp_path)
     err = capsys.readouterr().err
     assert "reader:" in err and "cell" in err and "started  " in err
+
+
+def test_parallel_kernels_share_the_cores(monkeypatch):
+    from mmexplain.report.batch import _kernel_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    with _kernel_threads(3):
+        assert os.environ["OMP_NUM_THREADS"] == "2"  # 8 cores, 3 kernels at a time
+    assert "OMP_NUM_THREADS" not in os.environ
+    with _kernel_threads(16):
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")  # the caller's choice wins
+    with _kernel_threads(2):
+        assert os.environ["OMP_NUM_THREADS"] == "5"

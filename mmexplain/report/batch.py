@@ -8,10 +8,11 @@ papermill's bar of the running notebook's cells.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..exceptions import ConfigError
@@ -97,6 +98,22 @@ def _prepare_batch(runs: Sequence[RunSpec], out_dir: Path, force: bool) -> list[
     return prepared
 
 
+@contextlib.contextmanager
+def _kernel_threads(parallel: int) -> Iterator[None]:
+    """Kernels started meanwhile share the CPUs: ``parallel`` kernels each running torch's
+    default of one thread per core would oversubscribe them, and OpenMP threads that wait
+    by spinning then slow every kernel several-fold. Each gets its share of the cores
+    (OMP_NUM_THREADS, which torch reads at import), unless the caller set it already."""
+    if "OMP_NUM_THREADS" in os.environ:
+        yield
+        return
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_NUM_THREADS", None)
+
+
 def run_batch(
     runs: Sequence[RunSpec],
     out_dir: str | os.PathLike[str] = "reports",
@@ -170,6 +187,7 @@ def run_batch(
         "cell_progress": progress if serial else False,
         "self_contained": self_contained,
     }
+    stack = contextlib.ExitStack()
     try:
         if serial:
             for i, prep in enumerate(prepared):
@@ -178,6 +196,7 @@ def run_batch(
         else:
             # Threads, not processes: each run's work is in its own kernel process anyway,
             # and a thread pool needs no ``if __name__ == "__main__"`` guard in callers.
+            stack.enter_context(_kernel_threads(min(jobs, len(prepared))))
             pool = cf.ThreadPoolExecutor(
                 max_workers=min(jobs, len(prepared)), thread_name_prefix="mmexplain-report"
             )
@@ -197,6 +216,7 @@ def run_batch(
                 # On Ctrl-C, runs not started yet are dropped; running kernels finish.
                 pool.shutdown(wait=True, cancel_futures=True)
     finally:
+        stack.close()
         bar.close()
     done = [r for r in records if r is not None]
     write_index(out, done)
