@@ -22,7 +22,6 @@ __all__ = ["PROJECT_MARKER", "project_root", "resolve_dataset", "resolve_path"]
 #: The file, relative to a folder, that marks that folder as an mmexplain project root.
 PROJECT_MARKER = Path("notebooks") / "default_report.yaml"
 
-_MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")  # what mmexplain.data.load_dataset reads
 
 
 def project_root(start: str | os.PathLike[str] | None = None) -> Path | None:
@@ -101,6 +100,8 @@ def resolve_dataset(spec: str, *, start: str | os.PathLike[str] | None = None) -
     if Path(spec).expanduser().is_absolute():
         return spec
     resolved = resolve_path(spec, start=start)
-    if resolved.suffix.lower() in _MANIFEST_SUFFIXES or resolved.is_file():
+    from .data.manifest import MANIFEST_SUFFIXES  # the data package imports torch: only when needed
+
+    if resolved.suffix.lower() in MANIFEST_SUFFIXES or resolved.is_file():
         return str(resolved)
     return spec

@@ -10,7 +10,7 @@ from typing import Any
 from ..exceptions import ConfigError
 from .base import MultimodalDataset, Splits, split_train_val
 from .easy_vqa import load_easy_vqa
-from .manifest import load_manifest, manifest_files
+from .manifest import MANIFEST_SUFFIXES, load_manifest, manifest_files
 from .options import (
     OPTION_NAMES,
     SIDECAR_SUFFIX,
@@ -107,7 +107,7 @@ def load_dataset(
             options.setdefault("n", limit)
         return load_synthetic(mode, task=task, seed=seed, **options), None
     path = Path(spec)
-    if path.suffix.lower() in (".csv", ".parquet", ".pq") or path.exists():
+    if path.suffix.lower() in MANIFEST_SUFFIXES or path.exists():
         given = manifest_options(**options).given()  # exactly the manifest options, checked before any I/O
         splits, tok = load_manifest(path, text_encoder=text_encoder, tokenizer=tokenizer, seed=seed, **given)
         if limit is not None:

@@ -94,12 +94,16 @@ def _number(value: Any) -> float | None:
 
 
 # -- reading -------------------------------------------------------------------------------------
+#: File extensions read as manifests (lower case).
+MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     where = f"manifest {path}"
     if not path.is_file():
         raise DataError(f"{where}: file not found.")
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
+    if suffix not in MANIFEST_SUFFIXES:
         raise DataError(f"{where}: unsupported extension {suffix!r}; use .csv or .parquet.")
     try:
         if suffix == ".csv":
