@@ -43,24 +43,23 @@ def _int_at_least(minimum: int, note: str = "") -> Callable[[str], int]:
     return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text}")
-    return value
+def _float_where(ok: Callable[[float], bool], what: str) -> Callable[[str], float]:
+    """An argparse type: a float for which ``ok`` holds, else a message saying ``what``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}; got {text}")
+        return value
+
+    return parse
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1); got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1); got {text}")
-    return value
+_positive_float = _float_where(lambda v: v > 0 and math.isfinite(v), "a finite number > 0")
+_fraction = _float_where(lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def _device(text: str) -> str:

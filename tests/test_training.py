@@ -86,7 +86,7 @@ def test_cli_bad_input_exit_code(tmp_path, capsys):
     assert "argument --device" in (err := capsys.readouterr().err) and "'tpu'" in err
     rc = main(["train", "--modality-dropout", "1", "--out", str(tmp_path / "x")])
     assert rc == 2
-    assert "argument --modality-dropout: must be in [0, 1); got 1" in capsys.readouterr().err
+    assert "argument --modality-dropout: must be a number in [0, 1); got 1" in capsys.readouterr().err
 
 
 def test_load_or_train_retrains_when_the_data_changed(tmp_path):
