@@ -28,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import html
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -54,6 +55,7 @@ __all__ = [
     "record",
     "run_arguments",
     "setup",
+    "training_arguments",
     "viz",
 ]
 
@@ -137,6 +139,36 @@ def run_arguments(namespace: Mapping[str, Any] | None = None, **overrides: Any) 
     args = {k: v for k, v in given.items() if not (k in _EMPTY and v in _EMPTY[k])}
     args.setdefault("results_path", "")
     return args
+
+
+def training_arguments(
+    namespace: Mapping[str, Any] | None = None, /, *, start: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> tuple[Path, dict[str, Any]]:
+    """Where :func:`setup` opens its model, and the arguments it trains it with.
+
+    Parameters
+    ----------
+    namespace, **overrides
+        As :func:`run_arguments`.
+    start : str or PathLike, optional
+        The kernel's working directory, from which relative paths resolve
+        (:mod:`mmexplain.paths`). Default: the current one.
+
+    Returns
+    -------
+    model_cache : Path
+        Absolute.
+    params : dict
+        Keyword arguments of :func:`mmexplain.training.load_or_train` (the run parameters and
+        ``device``), a relative manifest path in ``dataset`` made absolute.
+    """
+    args = run_arguments(namespace, **overrides)
+    model_cache = resolve_path(args.pop("model_cache"), start=start)
+    args.pop("results_path")
+    if "dataset" in args:
+        args["dataset"] = resolve_dataset(args["dataset"], start=start)
+    return model_cache, args
 
 
 def _schedule_text(schedule: Mapping[str, Any] | None) -> str:
@@ -238,11 +270,11 @@ def setup(namespace: Mapping[str, Any] | None = None, /, **overrides: Any) -> _t
     ConfigError
         A bad or missing parameter, named.
     """
-    args = run_arguments(namespace, **overrides)
-    model_cache, results_path = args.pop("model_cache"), args.pop("results_path")
+    results_path = run_arguments(namespace, **overrides)["results_path"]
+    model_cache, args = training_arguments(namespace, **overrides)
     viz.setup_notebook()
     torch.manual_seed(args.get("seed", 0))
-    run = load_or_train(model_cache, progress=False, **args)
+    run = _training.load_or_train(model_cache, progress=False, **args)
     dataset = args.get("dataset", run.params["dataset"])
     record(results_path, data_fingerprint=run.data_fingerprint, checkpoint_hash=run.checkpoint_sha256,
            data_provenance=A.data_provenance(run), dataset=dataset, fusion=run.params["fusion"])

@@ -7,11 +7,12 @@ import os
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 from _report_fixtures import live_run, reader_notebook
 
 from mmexplain.locks import lock_path, temp_prefix
-from mmexplain.report import run_batch
+from mmexplain.report import RunSpec, run_batch
 from mmexplain.report.cli import main as report_main
 from mmexplain.report.grid import expand_grid, load_grid
 
@@ -113,3 +114,43 @@ def test_parallel_kernels_share_the_cores(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "5")  # the caller's choice wins
     with _kernel_threads(2):
         assert os.environ["OMP_NUM_THREADS"] == "5"
+
+
+MODEL_PARAMETERS = '''dataset = "synthetic:additive"
+fusion = "concat"
+epochs = 1
+limit = 64
+seed = 0
+model_cache = "models"
+results_path = ""
+label = "a"
+'''
+MODEL_BODY = '''from mmexplain.notebook import record, setup, training_arguments
+from mmexplain.training import is_trained
+cache, params = training_arguments(globals())
+record(results_path, trained_before_setup=is_trained(cache, **params))
+run = setup(globals())
+'''
+
+
+def test_models_the_notebooks_open_are_trained_once_before_they_run(tmp_path, capsys, monkeypatch):
+    """Two notebooks in parallel open one model: the runner trains it first (with every core,
+    in a child process), so neither kernel trains nor waits for the other."""
+    nb = reader_notebook(tmp_path / "model.ipynb", body=MODEL_BODY)
+    book = nbformat.read(nb, as_version=4)
+    book.cells[0].source = MODEL_PARAMETERS
+    nbformat.write(book, nb)
+    monkeypatch.chdir(tmp_path)  # relative model_cache: resolved from the kernels' cwd
+    runs = [RunSpec(str(nb), {"label": x}) for x in ("a", "b")]
+    records = run_batch(runs, tmp_path / "out", jobs=2, cwd=tmp_path)
+    assert all(r.ok for r in records), [r.error for r in records]
+    for r in records:
+        assert json.loads(Path(r.json_path).read_text())["results"]["trained_before_setup"] is True
+    err = capsys.readouterr().err
+    assert err.count("training concat on synthetic:additive (1/1), before the notebooks") == 1
+    assert "trained  concat on synthetic:additive" in err
+    assert len(list((tmp_path / "models").glob("concat-*"))) == 1
+    # current reports are not rerun, so nothing is trained for them either
+    (tmp_path / "models").rename(tmp_path / "moved")
+    run_batch(runs, tmp_path / "out", jobs=2, cwd=tmp_path)
+    assert "training" not in capsys.readouterr().err and not (tmp_path / "models").exists()

@@ -41,7 +41,7 @@ from ..models.fusion import FusionLevel
 from ..reference import resolve_baselines
 from ..registry import Registry
 from ..validation import batch_size, check_inputs, check_target
-from .methods import _target_output, model_output, resolve_specs
+from .methods import DEFAULT_INTERNAL_BATCH_SIZE, _target_output, model_output, resolve_specs
 
 #: How a cross-modal term is named: its modalities joined by this sign (``image×question``).
 CROSS = "×"
@@ -179,7 +179,7 @@ def fusion_level_attribution(
     n_steps: int = 32,
     tolerance: float = 0.01,
     max_steps: int = 512,
-    internal_batch_size: int | None = None,
+    internal_batch_size: int | None = DEFAULT_INTERNAL_BATCH_SIZE,
 ) -> pd.DataFrame:
     """Each modality's, and each cross-modal term's, contribution at each level of a model.
 
@@ -209,8 +209,8 @@ def fusion_level_attribution(
         ``layer_ig`` reruns the samples whose completeness error exceeds ``tolerance`` times
         |f(x) − f(reference)| with doubled steps, up to ``max_steps``; 0 turns this off.
     max_steps : int, default=512
-    internal_batch_size : int, optional
-        Bounds the path's batch (samples × steps) in memory.
+    internal_batch_size : int or None, default=DEFAULT_INTERNAL_BATCH_SIZE (128)
+        Bounds the path's batch (samples × steps) in memory; None: no bound.
 
     Returns
     -------

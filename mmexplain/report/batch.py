@@ -17,8 +17,9 @@ from pathlib import Path
 
 from ..exceptions import ConfigError
 from ..locks import sweep
-from .execute import Prepared, check_no_other_run, execute, prepare
+from .execute import Prepared, check_no_other_run, execute, is_current, prepare
 from .index import write_index
+from .models import model_parameters, train_models
 from .records import RunRecord, RunSpec
 
 __all__ = ["run_batch"]
@@ -187,6 +188,9 @@ def run_batch(
         "cell_progress": progress if serial else False,
         "self_contained": self_contained,
     }
+    # the models the notebooks open, trained first with every core (see .models)
+    pending = [p for p in prepared if force or not is_current(p, out, cwd=cwd_s)]
+    train_models(model_parameters(pending), cwd=cwd_s, say=_say if options["lines"] else None)
     stack = contextlib.ExitStack()
     try:
         if serial:

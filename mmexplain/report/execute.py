@@ -339,6 +339,12 @@ def _raise_for_error(prep: Prepared, record: RunRecord) -> None:
     )
 
 
+def is_current(prep: Prepared, out_dir: Path, *, cwd: str | None = None) -> bool:
+    """Whether ``out_dir`` holds an ok report of ``prep`` that :func:`execute` would reuse
+    (same parameters, notebook and input files) rather than run again (unless forced)."""
+    return _current(_existing(out_dir / prep.run_id, prep.run_id), _run_key(prep, cwd))
+
+
 def execute(
     prep: Prepared,
     out_dir: Path,

@@ -1,7 +1,18 @@
 """Training, evaluation and saved runs."""
 
 from .metrics import classification_metrics, regression_metrics
-from .run import DEFAULT_RUN, Run, load_or_train, load_run, run_params, save_run, train_run
+from .run import (
+    DEFAULT_RUN,
+    Run,
+    ensure_trained,
+    is_trained,
+    load_or_train,
+    load_run,
+    run_directory,
+    run_params,
+    save_run,
+    train_run,
+)
 from .trainer import (
     SCHEDULES,
     TrainConfig,
@@ -21,13 +32,16 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "classification_metrics",
+    "ensure_trained",
     "evaluate",
+    "is_trained",
     "load_or_train",
     "load_run",
     "make_scheduler",
     "predict",
     "regression_metrics",
     "resolve_device",
+    "run_directory",
     "run_params",
     "save_run",
     "seed_everything",

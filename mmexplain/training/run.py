@@ -7,10 +7,12 @@ report share one trained model instead of retraining it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -358,25 +360,49 @@ def load_run(directory: str | os.PathLike, *, device: str = "cpu") -> Run:
     return run
 
 
-def load_or_train(cache_dir: str | os.PathLike, *, device: str = "cpu", progress: bool | None = None,
-                  **params: Any) -> Run:
-    """Load the run with these parameters from ``cache_dir``, training it first if needed.
+def run_directory(cache_dir: str | os.PathLike, **params: Any) -> Path:
+    """Where :func:`load_or_train` keeps the run with these parameters.
 
-    The run lives in ``cache_dir/<fusion>-<hash of the parameters>``; a file lock makes
-    notebooks running in parallel train it once and share it. A cached model trained on
-    data that has changed since is retrained in place.
+    ``cache_dir/<fusion>-<hash>``, the hash over :func:`run_params` (``device`` is not part
+    of it). Nothing is read or created.
     """
+    params.pop("device", None)
     p = run_params(**params)
     # the checkpoint format is part of the key: a cache written by an older format retrains
     key = hashlib.sha256(json.dumps({**p, "format": FORMAT_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
-    directory = Path(cache_dir) / f"{p['fusion']}-{key}"
+    return Path(cache_dir) / f"{p['fusion']}-{key}"
+
+
+def is_trained(cache_dir: str | os.PathLike, **params: Any) -> bool:
+    """Whether ``cache_dir`` holds a finished run with these parameters (its metrics are written
+    last); a model trained on data that has changed since still counts: loading it retrains."""
+    return (run_directory(cache_dir, **params) / METRICS).exists()
+
+
+@contextlib.contextmanager
+def _holding(directory: Path) -> Iterator[None]:
+    """Hold the run folder's lock (waiting for a notebook training the same model; a killed
+    holder's lock is released by the kernel) and clear what a killed training left."""
     directory.mkdir(parents=True, exist_ok=True)
-    # waits for a notebook training the same model; a killed holder's lock is released by
-    # the kernel, and its lock file (beside the folder) is removed by the next holder
     with run_lock(directory.parent, directory.name, wait=True):
         (directory / ".lock").unlink(missing_ok=True)  # where older versions locked
         for tmp in directory.glob(".*.tmp"):  # half-written files of a killed training
             tmp.unlink(missing_ok=True)
+        yield
+
+
+def load_or_train(cache_dir: str | os.PathLike, *, device: str = "cpu", progress: bool | None = None,
+                  **params: Any) -> Run:
+    """Load the run with these parameters from ``cache_dir``, training it first if needed.
+
+    The run lives in ``cache_dir/<fusion>-<hash of the parameters>``
+    (:func:`run_directory`); a file lock makes notebooks running in parallel train it once
+    and share it. A cached model trained on data that has changed since is retrained in
+    place.
+    """
+    p = run_params(**params)
+    directory = run_directory(cache_dir, **p)
+    with _holding(directory):
         if (directory / METRICS).exists():
             try:
                 return load_run(directory, device=device)
@@ -384,3 +410,23 @@ def load_or_train(cache_dir: str | os.PathLike, *, device: str = "cpu", progress
                 pass  # the data changed since this model was trained: train it again
         save_run(_train(p, device, progress), directory)
         return load_run(directory, device=device)
+
+
+def ensure_trained(cache_dir: str | os.PathLike, *, device: str = "cpu", progress: bool | None = None,
+                   **params: Any) -> Path:
+    """Train the run with these parameters into ``cache_dir`` unless it is there already.
+
+    :func:`load_or_train` without loading the result (nor checking a cached run against
+    changed data, which loading does): for a process that trains models for others.
+
+    Returns
+    -------
+    Path
+        The run's folder (:func:`run_directory`).
+    """
+    p = run_params(**params)
+    directory = run_directory(cache_dir, **p)
+    with _holding(directory):
+        if not (directory / METRICS).exists():
+            save_run(_train(p, device, progress), directory)
+    return directory
