@@ -47,6 +47,7 @@ from .metrics import (
     rank_agreement,
 )
 from .reference import resolve_baselines
+from .sharing import shared_attribution
 from .training import Run, predict
 
 #: Methods the reports run by default (SHAP partition is slower; add it by name).
@@ -189,7 +190,17 @@ def explain(
     x = data.inputs(idx)
     y = predict(run.model, data.subset(idx)).argmax(1) if target == "predicted" else data.target(idx)
     skip = {} if include_invalid else invalid_methods(run, methods)
-    return {m: attribute(run.model, x, method=m, target=y, **options.get(m, {})) for m in methods if m not in skip}
+
+    def key(m: str) -> dict[str, Any] | None:  # what a result depends on, for sharing in a batch
+        if run.checkpoint_sha256 is None:
+            return None
+        return {"checkpoint": run.checkpoint_sha256, "data": run.data_fingerprint, "split": split,
+                "idx": [int(i) for i in torch.as_tensor(idx).flatten()], "target": y.tolist(),
+                "method": m, "options": options.get(m, {})}
+
+    return {m: shared_attribution(key(m), lambda m=m: attribute(run.model, x, method=m, target=y,
+                                                                  **options.get(m, {})))
+            for m in methods if m not in skip}
 
 
 def method_shares(results: dict[str, AttributionResult]) -> pd.DataFrame:

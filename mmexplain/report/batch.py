@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..exceptions import ConfigError
 from ..locks import sweep
+from ..sharing import shared_results
 from .execute import Prepared, check_no_other_run, execute, is_current, prepare
 from .index import write_index
 from .models import model_parameters, train_models
@@ -193,6 +194,7 @@ def run_batch(
     train_models(model_parameters(pending), cwd=cwd_s, say=_say if options["lines"] else None)
     stack = contextlib.ExitStack()
     try:
+        stack.enter_context(shared_results())  # explanations the notebooks share (mmexplain.sharing)
         if serial:
             for i, prep in enumerate(prepared):
                 records[i] = _run_one(prep, out, force, cwd_s, **options)
