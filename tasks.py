@@ -75,7 +75,11 @@ def test(args: list[str]) -> int:
                         cwd=ROOT, env=env()).returncode
     if rc:
         return rc
-    return subprocess.run([str(PY), "-m", "pytest", *(args or ["-q"])], cwd=ROOT, env=env()).returncode
+    # one pytest-xdist worker per core (at most 4); a test file stays on one worker, so a
+    # module's shared fixture (e.g. the executed notebooks) is built once
+    workers = str(max(1, min(4, os.cpu_count() or 1)))
+    default = ["-q", "-n", workers, "--dist", "loadfile", "--durations", "15"]
+    return subprocess.run([str(PY), "-m", "pytest", *(args or default)], cwd=ROOT, env=env()).returncode
 
 
 def main() -> int:
