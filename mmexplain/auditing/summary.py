@@ -9,21 +9,31 @@ under the anchor :func:`card_anchor` names. Every number comes from the audit's 
 
 from __future__ import annotations
 
+import html
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow.parquet as pq
+import torch
 
 from ..exceptions import ConfigError
+from ..training import Run, load_run
 from ..validation import check_choice, check_fraction, check_positive_int
 from .schema import column
-from .stream import read_audit_metadata
+from .stream import checkpoint_hash, read_audit_metadata
+
+if TYPE_CHECKING:
+    from ..audit import DecisionCard
 
 __all__ = [
     "Audit",
+    "audit_cards",
     "card_anchor",
+    "card_html",
+    "decisions_html",
     "flagged_decisions",
     "interaction_decisions",
     "one_sided_errors",
@@ -88,10 +98,13 @@ def card_anchor(index: int) -> str:
 
 
 def _leaning(audit: Audit) -> tuple[pd.Series, pd.Series]:
-    """Per decision: the modality with the largest Shapley share, and that share."""
-    shares = audit.rows[audit.share_columns()]
-    shares.columns = audit.modalities
-    return shares.idxmax(axis=1), shares.max(axis=1)
+    """Per decision: the modality with the largest Shapley share, and that share (None and
+    NaN where the shares are undefined: every Shapley value zero)."""
+    shares = audit.rows[audit.share_columns()].set_axis(audit.modalities, axis=1)
+    defined = shares.notna().any(axis=1)
+    modality = pd.Series(None, index=shares.index, dtype=object)
+    modality[defined] = shares[defined].idxmax(axis=1)
+    return modality, shares.max(axis=1)
 
 
 def reliance_by_class(audit: Audit, *, by: str = "predicted") -> pd.DataFrame:
@@ -194,3 +207,69 @@ def flagged_decisions(audit: Audit, *, n: int = 10) -> pd.DataFrame:
     n = check_positive_int("n", n)
     flagged = Audit(audit.rows[audit.rows["n_trust_flags"] > 0], audit.modalities, audit.methods, audit.metadata)
     return _decisions(flagged, ["n_trust_flags", "correct", "probability"], [False, True, False], n)
+
+
+def decisions_html(table: pd.DataFrame) -> str:
+    """A decisions table (:func:`interaction_decisions`, :func:`flagged_decisions`) as HTML,
+    each ``index`` a link to its card's anchor; every value is escaped."""
+    shown = [c for c in table.columns if c != "anchor"]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown)
+    body = []
+    for _, row in table.iterrows():
+        cells = []
+        for c in shown:
+            value = row[c]
+            if c == "index":
+                cells.append(f'<td><a href="#{card_anchor(value)}">{int(value)}</a></td>')
+            elif isinstance(value, float):
+                cells.append(f"<td>{value:.3f}</td>")
+            elif isinstance(value, list):
+                cells.append(f"<td>{html.escape('; '.join(map(str, value)))}</td>")
+            else:
+                cells.append(f"<td>{html.escape(str(value))}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def audit_cards(audit: Audit, run: Run | str | os.PathLike, indices: Sequence[int]) -> list[DecisionCard]:
+    """The decision-audit cards of ``indices``, computed as the audit computed their rows.
+
+    Parameters
+    ----------
+    audit : Audit
+    run : Run, or path-like
+        The audited model: its checkpoint must be the audit's.
+    indices : sequence of int
+        Positions in the audited split (e.g. a summary table's ``index`` column).
+
+    Returns
+    -------
+    list of DecisionCard
+        In ``indices`` order, with the audit's split, methods, agreement threshold and
+        deletion steps (:func:`mmexplain.audit.decision_cards`).
+
+    Raises
+    ------
+    ConfigError
+        ``run`` is another model than the audited one, or an index is not in the audit.
+    """
+    from ..audit import decision_cards
+
+    if not isinstance(run, Run):
+        if not os.path.isdir(run):
+            raise ConfigError(f"run={run}: no such folder; give the folder of the audited run.")
+        run = load_run(run)
+    if checkpoint_hash(run) != audit.checkpoint_sha256:
+        raise ConfigError(f"run: its checkpoint {checkpoint_hash(run)[:16]}... is not the audited model's "
+                          f"{audit.checkpoint_sha256[:16]}...; give the run the audit was made from.")
+    missing = sorted(set(int(i) for i in indices) - set(audit.rows["index"].tolist()))
+    if missing:
+        raise ConfigError(f"indices {missing[:10]} are not in the audit.")
+    args = audit.metadata["arguments"]
+    return decision_cards(run, torch.tensor([int(i) for i in indices], dtype=torch.long), methods=args["methods"],
+                          split=args["split"], agreement_threshold=args["agreement_threshold"], steps=args["steps"])
+
+
+def card_html(card: DecisionCard) -> str:
+    """A card's HTML (:meth:`~mmexplain.audit.DecisionCard.html`) under its anchor."""
+    return f'<div id="{card_anchor(card.index)}">{card.html()}</div>'
