@@ -213,10 +213,12 @@ def audit_run(
         Decisions per chunk: the unit of memory, of writing and of resuming. Part of the
         audit's identity (a chunk's rows are computed as one batch).
     engine : str, default="local"
-        Where chunks are computed (:data:`~mmexplain.auditing.engines.AUDIT_ENGINES`).
-        Engines do not change the rows.
+        Where chunks are computed (:data:`~mmexplain.auditing.engines.AUDIT_ENGINES`):
+        ``local`` or ``ray``. Engines do not change the rows, so an audit started on one
+        resumes on another.
     engine_options : dict, optional
-        Passed to the engine's factory (the local engine takes none).
+        Passed to the engine's factory: the local engine takes none; ``ray`` takes
+        ``workers`` and ``address`` (:class:`~mmexplain.auditing.engines.RayEngine`).
     agreement_threshold, steps
         See :func:`~mmexplain.auditing.rows.decision_rows`.
     force : bool, default=False
