@@ -11,7 +11,7 @@ from _report_fixtures import reader_notebook
 from mmexplain.exceptions import ConfigError
 from mmexplain.report import run_batch
 from mmexplain.report.cli import main as report_main
-from mmexplain.report.engines import BATCH_ENGINES, make_batch_engine
+from mmexplain.report.engines import BATCH_ENGINES, LocalBatchEngine, make_batch_engine
 from mmexplain.report.grid import expand_grid, load_grid
 
 pytestmark = pytest.mark.slow
@@ -72,3 +72,13 @@ def test_engine_names_and_options_are_checked(tmp_path: Path, capsys: pytest.Cap
     assert report_main(["--grid", str(grid), "--out", str(tmp_path / "o"), "--engine", "spark"]) == 2
     assert "--engine: unknown report engine 'spark'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_run_that_cannot_report_is_yielded_as_its_exception() -> None:
+    def work(prep):
+        if prep == "b":
+            raise RuntimeError("the thread died")
+        return prep.upper()
+
+    got = dict(LocalBatchEngine().map_runs(work, ["a", "b", "c"], jobs=2))
+    assert got[0] == "A" and got[2] == "C" and isinstance(got[1], RuntimeError)

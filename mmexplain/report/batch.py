@@ -186,7 +186,7 @@ def run_batch(
                              cell_progress=progress if serial else False, self_contained=self_contained)
     try:
         for i, rec in runner.map_runs(work, prepared, jobs=jobs):
-            if isinstance(rec, BaseException):  # e.g. a worker that died
+            if isinstance(rec, Exception):  # the engine's machinery failed, e.g. a worker died
                 rec = _failed(prepared[i], out, rec)
             records[i] = rec
             if lines and runner.remote:  # its own lines stay on the workers

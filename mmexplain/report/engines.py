@@ -4,7 +4,9 @@
 run first, the run folders, locks, resuming (a current report is skipped), the index; an
 engine only calls ``work(prepared_run)`` for every run, ``jobs`` at a time, and yields each
 ``(position, record)`` as it finishes, in any order. ``work`` never raises for a failed
-run (it returns a failed record), so an engine has no error handling of its own.
+run (it returns a failed record); where the machinery around it fails (a thread that could
+not start, a Ray worker that died) the engine yields the exception instead of a record,
+and the batch records the run as failed.
 
 Engines are registered in :data:`BATCH_ENGINES` as ``factory(options) -> engine``:
 
@@ -46,8 +48,9 @@ class BatchEngine(Protocol):
     remote: bool
 
     def map_runs(self, work: Work, prepared: Sequence[Prepared], *, jobs: int
-                 ) -> Iterator[tuple[int, RunRecord]]:
-        """Yield ``(i, work(prepared[i]))`` for every run, at most ``jobs`` at a time."""
+                 ) -> Iterator[tuple[int, RunRecord | Exception]]:
+        """Yield ``(i, work(prepared[i]))`` for every run, at most ``jobs`` at a time (or
+        ``(i, exception)`` when the run could not even report)."""
         ...
 
 
@@ -78,7 +81,7 @@ class LocalBatchEngine:
     remote = False
 
     def map_runs(self, work: Work, prepared: Sequence[Prepared], *, jobs: int
-                 ) -> Iterator[tuple[int, RunRecord]]:
+                 ) -> Iterator[tuple[int, RunRecord | Exception]]:
         if jobs == 1 or len(prepared) <= 1:
             for i, prep in enumerate(prepared):
                 yield i, work(prep)
@@ -89,7 +92,11 @@ class LocalBatchEngine:
             try:
                 futures = {pool.submit(work, prep): i for i, prep in enumerate(prepared)}
                 for fut in cf.as_completed(futures):
-                    yield futures[fut], fut.result()
+                    try:
+                        result: RunRecord | Exception = fut.result()
+                    except Exception as err:  # e.g. a worker thread that could not start
+                        result = err
+                    yield futures[fut], result
             finally:
                 # On Ctrl-C, runs not started yet are dropped; running kernels finish.
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -118,7 +125,7 @@ class RayBatchEngine:
         self.address = check_address(address)
 
     def map_runs(self, work: Work, prepared: Sequence[Prepared], *, jobs: int
-                 ) -> Iterator[tuple[int, RunRecord]]:
+                 ) -> Iterator[tuple[int, RunRecord | Exception]]:
         if not prepared:
             return
         with ray_cluster(self.address, num_cpus=min(jobs, len(prepared))) as ray:
@@ -133,7 +140,11 @@ class RayBatchEngine:
                         running[task.remote(work_ref, prep)] = i
                     done, _ = ray.wait(list(running), num_returns=1)
                     i = running.pop(done[0])
-                    yield i, ray.get(done[0])
+                    try:
+                        result: RunRecord | Exception = ray.get(done[0])
+                    except Exception as err:  # the worker died, or the task could not run
+                        result = err
+                    yield i, result
             finally:
                 for ref in running:  # interrupted: stop what still runs
                     ray.cancel(ref, force=True)
