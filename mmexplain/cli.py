@@ -154,15 +154,19 @@ def _methods(text: str) -> list[str]:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from .auditing import audit_run
+    from .auditing import audit_run, make_engine
 
     if not os.path.isdir(args.run):
         raise ConfigError(f"--run {args.run}: no such folder; give a folder written by `mmexplain train`.")
     if not args.out.endswith(".parquet"):
         raise ConfigError(f"--out {args.out}: give a file name ending in .parquet.")
-    options = {"address": args.address} if args.address is not None else {}
-    if options and args.engine == "local":
-        raise ConfigError("--address: only for a remote engine (--engine ray); the local engine takes none.")
+    # flag -> engine option; the engine's factory says which it takes
+    options = {key: getattr(args, key) for key in ("address", "workers") if getattr(args, key) is not None}
+    try:
+        make_engine(args.engine, options)
+    except ConfigError as err:
+        given = " ".join(f"--{key} {value}" for key, value in options.items())
+        raise ConfigError(f"{given}: {err}" if options else str(err)) from None
     result = audit_run(
         args.run, args.out, split=args.split, limit=args.limit or None, methods=args.methods,
         batch_size=args.batch_size, engine=args.engine, engine_options=options, force=args.force,
@@ -247,7 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decisions per chunk: the unit of writing and resuming (default: 64)")
     p.add_argument("--engine", choices=AUDIT_ENGINES.names(), default="local",
                    help="where chunks are computed (default: local)")
-    p.add_argument("--address", default=None, help="cluster address, for a remote engine")
+    p.add_argument("--workers", type=_int_at_least(1), default=None, metavar="N",
+                   help="--engine ray: workers, one CPU and one torch thread each (default: every CPU)")
+    p.add_argument("--address", default=None,
+                   help="--engine ray: the cluster to join (`ray start --head` prints it; default: "
+                        "a local cluster for this audit)")
     p.add_argument("--force", action="store_true", help="replace a finished --out, or start a partial one over")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_audit)

@@ -33,6 +33,20 @@ def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
     return value
 
 
+def check_options(name: str, options: Mapping[str, Any], allowed: Iterable[str], *, owner: str) -> dict[str, Any]:
+    """Return ``options`` as a dict if every key is in ``allowed``, else raise naming the others.
+
+    >>> check_options("engine_options", {"address": "auto"}, ["address"], owner="the ray engine")
+    {'address': 'auto'}
+    """
+    allowed = list(allowed)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        takes = f"only {', '.join(allowed)}" if allowed else "no options"
+        raise ConfigError(f"{name} {unknown}: {owner} takes {takes}.")
+    return dict(options)
+
+
 def check_positive_float(name: str, value: Any) -> float:
     """Return ``value`` as float if it is a finite number > 0 (not nan, not inf)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -39,3 +39,19 @@ def trained_synthetic():
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real Ray cluster for the Ray engines' tests: a local one of two CPUs, or the one
+    ``MMEXPLAIN_TEST_RAY_ADDRESS`` names (e.g. after ``ray start --head --num-cpus 2``; on a
+    slow, shared machine a fresh local cluster may miss Ray's own start-up timeouts)."""
+    import ray
+
+    address = os.environ.get("MMEXPLAIN_TEST_RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(num_cpus=2, include_dashboard=False)
+    yield ray
+    ray.shutdown()

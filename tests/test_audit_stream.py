@@ -215,8 +215,8 @@ def test_finished_audit_is_not_overwritten(run, tmp_path, monkeypatch) -> None:
     assert out.read_bytes() == before  # same run, same arguments: the same bytes
     with pytest.raises(ConfigError, match="methods: unknown method 'nope'"):
         audit_run(run, tmp_path / "c.parquet", methods=["nope"])
-    with pytest.raises(ConfigError, match="unknown audit engine 'ray'; known: local"):
-        audit_run(run, tmp_path / "c.parquet", engine="ray")
+    with pytest.raises(ConfigError, match="unknown audit engine 'spark'; known: local, ray"):
+        audit_run(run, tmp_path / "c.parquet", engine="spark")
 
 
 def test_cli_audit(run_dir, tmp_path, capsys) -> None:

@@ -102,7 +102,7 @@ def test_progress_says_when_each_run_starts_and_ends_without_flooding_logs(
 
 
 def test_parallel_kernels_share_the_cores(monkeypatch):
-    from mmexplain.report.batch import _kernel_threads
+    from mmexplain.report.engines import _kernel_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 8)

@@ -51,6 +51,10 @@ def test_sanitize_escapes_scripts_and_keeps_tables() -> None:
     assert '<td style="color: red;">1</td>' in out and '<p class="t">' in out
     assert "<a>x</a>" == sanitize_html('<a href="javascript:alert(1)">x</a>')
     assert "<iframe" not in sanitize_html('<iframe src="https://example.com"></iframe>')
+    # in-page anchors work; an id that could clobber a JavaScript global is dropped
+    assert sanitize_html('<a href="#decision-7">7</a><div id="decision-7">card</div>') == (
+        '<a href="#decision-7">7</a><div id="decision-7">card</div>')
+    assert sanitize_html('<div id="Plotly">x</div><img id="__xss">') == '<div>x</div><img>'
 
 
 def test_external_resources_finds_fetches_only() -> None:

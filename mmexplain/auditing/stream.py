@@ -41,7 +41,7 @@ from ..validation import check_choice, check_fraction, check_positive_int
 from .engines import AuditTask, Chunk, make_engine
 from .schema import SCHEMA_VERSION, audit_schema
 
-__all__ = ["METADATA_KEY", "AuditResult", "audit_run", "read_audit_metadata"]
+__all__ = ["METADATA_KEY", "AuditResult", "audit_run", "checkpoint_hash", "read_audit_metadata"]
 
 #: Key of the audit's JSON metadata in the Parquet file's schema metadata.
 METADATA_KEY = b"mmexplain.audit"
@@ -79,7 +79,7 @@ def read_audit_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads(meta[METADATA_KEY])
 
 
-def _checkpoint_hash(run: Run) -> str:
+def checkpoint_hash(run: Run) -> str:
     """The run's checkpoint SHA-256, or for an unsaved run a SHA-256 over its state dict."""
     if run.checkpoint_sha256:
         return run.checkpoint_sha256
@@ -213,10 +213,12 @@ def audit_run(
         Decisions per chunk: the unit of memory, of writing and of resuming. Part of the
         audit's identity (a chunk's rows are computed as one batch).
     engine : str, default="local"
-        Where chunks are computed (:data:`~mmexplain.auditing.engines.AUDIT_ENGINES`).
-        Engines do not change the rows.
+        Where chunks are computed (:data:`~mmexplain.auditing.engines.AUDIT_ENGINES`):
+        ``local`` or ``ray``. Engines do not change the rows, so an audit started on one
+        resumes on another.
     engine_options : dict, optional
-        Passed to the engine's factory (the local engine takes none).
+        Passed to the engine's factory: the local engine takes none; ``ray`` takes
+        ``workers`` and ``address`` (:class:`~mmexplain.auditing.engines.RayEngine`).
     agreement_threshold, steps
         See :func:`~mmexplain.auditing.rows.decision_rows`.
     force : bool, default=False
@@ -266,7 +268,7 @@ def audit_run(
                  "batch_size": batch_size, "agreement_threshold": agreement_threshold, "steps": steps}
     versions = package_versions((*DEFAULT_PACKAGES, "pyarrow"))
     provenance = {
-        "checkpoint_sha256": _checkpoint_hash(run),
+        "checkpoint_sha256": checkpoint_hash(run),
         "data_fingerprint": run.data_fingerprint,
         "reference": {"absent": run.model.reference.describe(), **run.model.reference.to_dict()},
         "modalities": modalities,

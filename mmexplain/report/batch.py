@@ -7,17 +7,18 @@ papermill's bar of the running notebook's cells.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import contextlib
+import functools
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..exceptions import ConfigError
 from ..locks import sweep
 from ..sharing import shared_results
+from .engines import make_batch_engine
 from .execute import Prepared, check_no_other_run, execute, is_current, prepare
 from .index import write_index
 from .models import model_parameters, train_models
@@ -45,10 +46,10 @@ def _say(text: str) -> None:
 
 def _run_one(
     prep: Prepared,
+    *,
     out_dir: Path,
     force: bool,
     cwd: str | None,
-    *,
     lines: bool = False,
     cell_progress: bool | None = False,
     self_contained: bool = False,
@@ -68,9 +69,13 @@ def _run_one(
     except Exception as err:  # report not written, run locked by another process...
         rec = _failed(prep, out_dir, err)
     if lines:
-        state = "skipped (complete)" if rec.skipped else rec.status
-        _say(f"{state:<8} {prep.run_id} ({time.perf_counter() - t0:.0f} s)")
+        _say(_end_line(rec, time.perf_counter() - t0))
     return rec
+
+
+def _end_line(rec: RunRecord, seconds: float | None) -> str:
+    state = "skipped (complete)" if rec.skipped else rec.status
+    return f"{state:<8} {rec.run_id}" + ("" if seconds is None else f" ({seconds:.0f} s)")
 
 
 def _prepare_batch(runs: Sequence[RunSpec], out_dir: Path, force: bool) -> list[Prepared]:
@@ -100,22 +105,6 @@ def _prepare_batch(runs: Sequence[RunSpec], out_dir: Path, force: bool) -> list[
     return prepared
 
 
-@contextlib.contextmanager
-def _kernel_threads(parallel: int) -> Iterator[None]:
-    """Kernels started meanwhile share the CPUs: ``parallel`` kernels each running torch's
-    default of one thread per core would oversubscribe them, and OpenMP threads that wait
-    by spinning then slow every kernel several-fold. Each gets its share of the cores
-    (OMP_NUM_THREADS, which torch reads at import), unless the caller set it already."""
-    if "OMP_NUM_THREADS" in os.environ:
-        yield
-        return
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
-    try:
-        yield
-    finally:
-        os.environ.pop("OMP_NUM_THREADS", None)
-
-
 def run_batch(
     runs: Sequence[RunSpec],
     out_dir: str | os.PathLike[str] = "reports",
@@ -125,6 +114,8 @@ def run_batch(
     progress: bool | None = None,
     cwd: str | os.PathLike[str] | None = None,
     self_contained: bool = False,
+    engine: str = "local",
+    engine_options: Mapping[str, Any] | None = None,
 ) -> list[RunRecord]:
     """Run many notebooks (``jobs`` at a time), then write ``index.html`` / ``index.json``.
 
@@ -137,7 +128,7 @@ def run_batch(
     runs : sequence of RunSpec
     out_dir : str or PathLike, default "reports"
     jobs : int, default 1
-        Runs at a time (worker threads; each run starts its own kernel process).
+        Runs at a time (each run starts its own kernel process).
     force : bool, default False
         Re-run current runs too (a failed forced run keeps the earlier ok report).
     progress : bool, optional
@@ -145,10 +136,16 @@ def run_batch(
         terminal only, a bar of runs and (with ``jobs=1``) papermill's bar of the cells of
         the running notebook. True: the bars even off a terminal; False: nothing.
     cwd : str or PathLike, optional
-        Working directory of the kernels.
+        Working directory of the kernels (default: the current directory).
     self_contained : bool, default False
         Embed plotly.js in every page; by default the pages share one
         ``plotly-<version>.min.js`` in ``out_dir`` (:mod:`mmexplain.report.plotlyjs`).
+    engine : str, default "local"
+        Where the runs execute (:data:`~mmexplain.report.engines.BATCH_ENGINES`): ``local``
+        (worker threads here) or ``ray`` (one Ray task per run). Validation, run folders,
+        resuming and the index are the same whatever the engine.
+    engine_options : mapping, optional
+        Passed to the engine's factory (``ray``: ``address``).
 
     Returns
     -------
@@ -158,13 +155,14 @@ def run_batch(
     Raises
     ------
     ConfigError
-        Invalid parameters, run ids, ``jobs`` or ``out_dir``; nothing ran and nothing
-        was written.
+        Invalid parameters, run ids, ``jobs``, ``out_dir`` or engine; nothing ran and
+        nothing was written.
     """
     from tqdm.auto import tqdm
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs must be an integer >= 1; got {jobs!r}.")
+    runner = make_batch_engine(engine, engine_options)
     out = Path(out_dir).absolute()  # papermill resolves relative paths via shared state
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out_dir {out} exists and is not a folder.")
@@ -174,7 +172,11 @@ def run_batch(
     except OSError as err:
         raise ConfigError(f"out_dir {out} cannot be created: {err.strerror or err}.") from None
     sweep(out)
-    cwd_s = None if cwd is None else str(Path(cwd).absolute())
+    # explicit, so that workers in other processes start their kernels where this one would
+    cwd_s = str(Path(os.getcwd() if cwd is None else cwd).absolute())
+    # the models the notebooks open, trained first with every core (see .models)
+    pending = [p for p in prepared if force or not is_current(p, out, cwd=cwd_s)]
+    train_models(model_parameters(pending), cwd=cwd_s, say=_say if progress is not False else None)
     records: list[RunRecord | None] = [None] * len(prepared)
     bar = tqdm(
         total=len(prepared),
@@ -182,47 +184,21 @@ def run_batch(
         unit="run",
         disable=None if progress is None else not progress,
     )
-    serial = jobs == 1 or len(prepared) <= 1
-    options = {
-        "lines": progress is not False,
-        # several notebooks' cell bars would interleave: per-run lines only then
-        "cell_progress": progress if serial else False,
-        "self_contained": self_contained,
-    }
-    # the models the notebooks open, trained first with every core (see .models)
-    pending = [p for p in prepared if force or not is_current(p, out, cwd=cwd_s)]
-    train_models(model_parameters(pending), cwd=cwd_s, say=_say if options["lines"] else None)
-    stack = contextlib.ExitStack()
+    lines = progress is not False
+    # several notebooks' cell bars would interleave: per-run lines only then
+    serial = (jobs == 1 or len(prepared) <= 1) and not runner.remote
+    work = functools.partial(_run_one, out_dir=out, force=force, cwd=cwd_s, lines=lines and not runner.remote,
+                             cell_progress=progress if serial else False, self_contained=self_contained)
     try:
-        stack.enter_context(shared_results())  # explanations the notebooks share (mmexplain.sharing)
-        if serial:
-            for i, prep in enumerate(prepared):
-                records[i] = _run_one(prep, out, force, cwd_s, **options)
+        with shared_results():  # explanations the notebooks share (mmexplain.sharing)
+            for i, rec in runner.map_runs(work, prepared, jobs=jobs):
+                if isinstance(rec, Exception):  # the engine's machinery failed, e.g. a worker died
+                    rec = _failed(prepared[i], out, rec)
+                records[i] = rec
+                if lines and runner.remote:  # its own lines stay on the workers
+                    _say(_end_line(rec, None))
                 bar.update()
-        else:
-            # Threads, not processes: each run's work is in its own kernel process anyway,
-            # and a thread pool needs no ``if __name__ == "__main__"`` guard in callers.
-            stack.enter_context(_kernel_threads(min(jobs, len(prepared))))
-            pool = cf.ThreadPoolExecutor(
-                max_workers=min(jobs, len(prepared)), thread_name_prefix="mmexplain-report"
-            )
-            try:
-                futures = {
-                    pool.submit(_run_one, prep, out, force, cwd_s, **options): i
-                    for i, prep in enumerate(prepared)
-                }
-                for fut in cf.as_completed(futures):
-                    i = futures[fut]
-                    try:
-                        records[i] = fut.result()
-                    except Exception as err:  # e.g. a worker thread that could not start
-                        records[i] = _failed(prepared[i], out, err)
-                    bar.update()
-            finally:
-                # On Ctrl-C, runs not started yet are dropped; running kernels finish.
-                pool.shutdown(wait=True, cancel_futures=True)
     finally:
-        stack.close()
         bar.close()
     done = [r for r in records if r is not None]
     write_index(out, done)

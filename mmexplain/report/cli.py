@@ -8,6 +8,7 @@ Usage::
 
     mmexplain report NOTEBOOK [-p NAME VALUE]... [--out DIR] [--force] [--device DEV]
     mmexplain report --grid GRID.yaml [-p NAME VALUE]... [--out DIR] [--jobs N] [--force]
+                     [--engine ray [--address ADDR]]
 
 Pages share one ``plotly-<version>.min.js`` in ``--out`` (``--self-contained``: each page
 embeds it). Progress goes to stderr (``--no-progress``: none).
@@ -103,6 +104,19 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     )
     parser.add_argument(
         "--jobs", type=int, default=1, metavar="N", help="runs in parallel (default 1)"
+    )
+    parser.add_argument(
+        "--engine",
+        default="local",
+        metavar="NAME",
+        help="where the runs execute: local (default; --jobs threads here) or ray (one Ray "
+        "task per run, --jobs at a time)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="--engine ray: the cluster to join (`ray start --head` prints it; default: a "
+        "local cluster for this batch)",
     )
     parser.add_argument(
         "--force", action="store_true", help="re-run runs that are already complete"
@@ -238,6 +252,18 @@ def _build_specs(args: argparse.Namespace) -> list[Any]:
     return fixed
 
 
+def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--address`` as the engine's option; the engine's factory says whether it takes it."""
+    from .engines import make_batch_engine
+
+    options = {"address": args.address} if args.address is not None else {}
+    try:
+        make_batch_engine(args.engine, options)
+    except ConfigError as err:
+        raise ConfigError(f"--address {args.address}: {err}" if options else f"--engine: {err}") from None
+    return options
+
+
 def main_report(args: argparse.Namespace) -> int:
     """Run the ``report`` command for parsed ``args``; return the exit code (0, 1 or 2)."""
     from .batch import run_batch
@@ -251,6 +277,8 @@ def main_report(args: argparse.Namespace) -> int:
             force=args.force,
             progress=args.progress,
             self_contained=args.self_contained,
+            engine=args.engine,
+            engine_options=_engine_options(args),
         )
     except (ConfigError, DataError) as err:
         print(f"mmexplain report: error: {err}", file=sys.stderr)

@@ -88,9 +88,17 @@ _SAFE_ATTRS = frozenset(
 )
 
 
+#: In-page anchors (``<a href="#decision-17">`` to ``<div id="decision-17">``). An id must
+#: hold a hyphen, so it is never a JavaScript identifier and cannot clobber a global such
+#: as ``Plotly`` through the DOM's named properties.
+_ANCHOR_ID = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)+")
+
+
 def _allow_attribute(tag: str, name: str, value: str) -> bool:
     if name in _SAFE_ATTRS:
         return True
+    if name == "id":
+        return _ANCHOR_ID.fullmatch(value) is not None
     lowered = value.strip().lower()
     if tag == "a" and name == "href":
         return not lowered.startswith("data:")
