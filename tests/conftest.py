@@ -52,6 +52,15 @@ def ray_cluster():
     if address:
         ray.init(address=address)
     else:
-        ray.init(num_cpus=2, include_dashboard=False)
+        # Ray's raylet gives its agents a fixed 15 s to start (ray-project/ray#65983); on a
+        # busy 2-core machine a cold start can miss it, a second one finds warm caches
+        for attempt in (1, 2):
+            try:
+                ray.init(num_cpus=2, include_dashboard=False)
+                break
+            except Exception as err:
+                ray.shutdown()
+                if attempt == 2 or "timed out during startup" not in str(err):
+                    raise
     yield ray
     ray.shutdown()
