@@ -31,7 +31,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +90,9 @@ class JupyterLab:
         Seconds to wait for the server to answer.
     env : dict, optional
         Extra environment for the server and its kernels.
+    python_path : sequence of str or Path, optional
+        Folders the kernels import from first (their ``PYTHONPATH``). Default: this
+        checkout, so its ``mmexplain`` is the one the notebooks use.
 
     Attributes
     ----------
@@ -102,8 +105,10 @@ class JupyterLab:
         The server's stdout and stderr.
     """
 
-    def __init__(self, root: str | Path, *, timeout: float = 120.0, env: dict[str, str] | None = None):
+    def __init__(self, root: str | Path, *, timeout: float = 120.0, env: dict[str, str] | None = None,
+                 python_path: Sequence[str | Path] = (ROOT,)):
         self.root = Path(root).resolve()
+        self.python_path = [str(p) for p in python_path]
         self.timeout = timeout
         self.extra_env = dict(env or {})
         self.token = uuid.uuid4().hex
@@ -125,7 +130,7 @@ class JupyterLab:
             "argv": [sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "Python 3 (mmexplain test)",
             "language": "python",
-            "env": {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            "env": {"PYTHONPATH": os.pathsep.join([*self.python_path, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
                     "HF_HUB_OFFLINE": "1"},
         }))
         for rel, values in _SETTINGS.items():
@@ -139,6 +144,10 @@ class JupyterLab:
             "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
             "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
             "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
+            # the kernel spec below wins over the venv's own (jupyter_core prefers a venv's
+            # folders to the user's unless told not to): JUPYTER_PATH comes first in any case
+            "JUPYTER_PATH": str(dirs["data"]),
+            "JUPYTER_PREFER_ENV_PATH": "0",
             "JUPYTER_PLATFORM_DIRS": "1",
             "HF_HUB_OFFLINE": "1",
             **self.extra_env,
@@ -168,11 +177,20 @@ class JupyterLab:
             with contextlib.suppress(OSError):
                 if self.api("GET", "/api/status") is not None:
                     self.startup_seconds = time.monotonic() - t0
+                    self._check_kernel_spec()
                     return self
             time.sleep(0.3)
         tail = self.log_tail()
         self.stop()
         raise RuntimeError(f"jupyter lab did not answer within {self.timeout:.0f} s:\n{tail}")
+
+    def _check_kernel_spec(self) -> None:
+        specs = self.api("GET", "/api/kernelspecs")
+        spec = specs["kernelspecs"].get("python3", {}).get("spec", {})
+        if spec.get("argv", [None])[0] != sys.executable or spec.get("env", {}).get("PYTHONPATH") is None:
+            tail = self.log_tail()
+            self.stop()
+            raise RuntimeError(f"the server's python3 kernel spec is not the test's: {spec}\n{tail}")
 
     def api(self, method: str, path: str) -> object:
         """Call the server's REST API with the token; the decoded JSON, or None for no body."""

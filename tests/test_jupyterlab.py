@@ -146,18 +146,16 @@ def test_notebook_runs_in_jupyterlab_on_the_report_model(project, lab, name):
 _EXPLORE_VIEW = """
 () => {
   const text = sel => Array.from(document.querySelectorAll(sel)).map(e => e.innerText).join('|');
-  const maps = Array.from(document.querySelectorAll('.mmx-explore-maps, .mmx-explore .js-plotly-plot, .mmx-explore img'))
-    .map(e => e.data ? JSON.stringify(e.data) : (e.src || e.innerHTML));
-  if (!maps.length) {  // maps drawn anywhere in the widget's output
-    document.querySelectorAll('.jp-OutputArea .js-plotly-plot').forEach(e => maps.push(JSON.stringify(e.data || null)));
-  }
-  return {prediction: text('.mmx-explore-prediction'), maps: maps.join('\\n')};
+  const plots = Array.from(document.querySelectorAll('.mmx-explore-maps .js-plotly-plot'));
+  const maps = plots.length ? plots.map(p => JSON.stringify(p.data || null)).join('\\n')
+                            : text('.mmx-explore-maps');
+  return {prediction: text('.mmx-explore-prediction'), maps: maps, plots: plots.length};
 }
 """
 
 
 def _change_decision(page) -> None:
-    control = page.locator(".mmx-explore-decision").first
+    control = page.page.locator(".mmx-explore-decision").first
     select = control.locator("select")
     if select.count():
         options = select.locator("option").all_inner_texts()
@@ -170,12 +168,12 @@ def _change_decision(page) -> None:
 
 
 def _drop_a_modality(page) -> None:
-    control = page.locator("[class*='mmx-explore-drop-']").first
+    control = page.page.locator("[class*='mmx-explore-drop-']").first
     box = control.locator("input[type=checkbox]")
     (box if box.count() else control).click()
 
 
-def _wait_for_change(page, before: dict, what: str, timeout: float = 120) -> dict:
+def _wait_for_change(page, before: dict, what: str, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         now = page.page.evaluate(_EXPLORE_VIEW)
