@@ -231,10 +231,25 @@ class JupyterLab:
                     proc.wait(timeout=10)
         if proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)  # a kernel that outlived its server
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the server's group
+            for pid in self._own_kernels():  # kernels run in their own sessions
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         if self._home is not None:
             shutil.rmtree(self._home, ignore_errors=True)
             self._home = None
+
+    def _own_kernels(self) -> list[int]:
+        """Processes still running with a connection file in this server's runtime folder."""
+        if self._home is None:
+            return []
+        marker = str(self._home / "runtime").encode()
+        pids = []
+        for entry in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                if marker in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+        return pids
 
     def __enter__(self) -> JupyterLab:
         return self.start()
@@ -243,8 +258,12 @@ class JupyterLab:
         self.stop()
 
     def tree_url(self, path: str) -> str:
-        """The JupyterLab URL that opens ``path`` (relative to the root), with the token."""
-        return f"{self.url}/lab/tree/{path}?token={self.token}"
+        """The JupyterLab URL that opens ``path`` (relative to the root), with the token.
+
+        ``reset`` starts from an empty workspace: without it JupyterLab reopens the tabs of
+        the previous page, and starts their kernels too.
+        """
+        return f"{self.url}/lab/tree/{path}?reset&token={self.token}"
 
 
 # -- the page ----------------------------------------------------------------------------------

@@ -10,15 +10,28 @@ kernel starts in ``notebooks/``), run with Run → Run All Cells, and must finis
 cell numbered, no error output, no console error, the report's model in its header and the
 model cache untouched: it reused the model, it did not train one.
 
-Each notebook runs with the parameters the default report gives it
-(``notebooks/default_report.yaml``): its defaults, except fewer samples where 03, 04 and 05
-are slow on CPU. Those values are appended to the copy's parameters cell, as papermill would
-inject them; none of them changes the model.
+Two profiles, chosen by ``MMX_LAB_PROFILE``:
+
+``report``
+    The must-show. Each notebook runs with the parameters the default report gives it
+    (``notebooks/default_report.yaml``): its defaults, except fewer samples where 03, 04 and 05
+    are slow on CPU (03's default ``fusions`` would train four more models). None of them
+    changes the model. Training the report's model costs about 1,100 CPU-seconds (9-10 min on
+    2 free cores) unless ``reports/models`` already holds it; 01 then took 103 s and 02 513 s
+    on a shared 2-core machine: far over a 20-minute CI budget.
+``small`` (the default)
+    The same UI path and checks on a small model (easy-VQA, 400 samples, concat, GRU, one
+    epoch: the model tests/test_notebooks.py uses) and small sample counts, injected into every
+    notebook's parameters cell; the fixture trains that model once, the notebooks reuse it.
+
+Either way the values are appended to the copy's parameters cell, as papermill would inject
+them, and the notebooks are opened and run through JupyterLab's own menus.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -32,6 +45,19 @@ NB = ROOT / "notebooks"
 NOTEBOOKS = ["01_train_evaluate", "02_modality_attribution", "03_fusion_levels",
              "04_decision_audit", "05_explanation_quality"]
 EXPLORE = NB / "00_explore.ipynb"
+
+PROFILE = os.environ.get("MMX_LAB_PROFILE", "small")
+# the small profile: tests/test_notebooks.py's model and sample counts; 03 compares only the
+# shared model (any other fusion would train)
+SMALL_MODEL = {"dataset": "easy-vqa", "fusion": "concat", "text_encoder": "gru", "epochs": 1,
+               "limit": 400, "seed": 0}
+SMALL = {
+    "02_modality_attribution": {"n_samples": 3, "n_shapley": 32, "show": 1, "methods": ["ig", "saliency", "occlusion"]},
+    "03_fusion_levels": {"fusions": ["concat"], "n_samples": 4},
+    "04_decision_audit": {"n_errors": 1, "n_random": 1, "methods": ["ig", "saliency"], "sanity_samples": 2},
+    "05_explanation_quality": {"n_samples": 4, "n_robust": 32, "methods": ["ig", "saliency"],
+                               "sanity_methods": ["saliency"]},
+}
 
 pytestmark = [
     pytest.mark.slow,
@@ -85,24 +111,28 @@ def page_problems(state: NotebookState) -> list[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """A project root holding copies of the notebooks and the report's trained model."""
+    """A project root holding copies of the notebooks and the one model they share."""
     from mmexplain.training import DEFAULT_RUN, load_or_train
 
+    if PROFILE not in ("report", "small"):
+        raise ValueError(f"MMX_LAB_PROFILE must be 'report' or 'small'; got {PROFILE!r}.")
     root = tmp_path_factory.mktemp("lab-project")
     (root / "notebooks").mkdir()
     shutil.copy(NB / "default_report.yaml", root / "notebooks")
-    params = report_parameters()
-    for name in NOTEBOOKS:
-        inject(NB / f"{name}.ipynb", root / "notebooks" / f"{name}.ipynb", params.get(name, {}))
-    if EXPLORE.is_file():
-        shutil.copy(EXPLORE, root / "notebooks")
+    model = {"dataset": "easy-vqa", "seed": 0} if PROFILE == "report" else dict(SMALL_MODEL)
+    params = report_parameters() if PROFILE == "report" else SMALL
+    names = NOTEBOOKS + (["00_explore"] if EXPLORE.is_file() else [])
+    for name in names:
+        extra = params.get(name, {}) if PROFILE == "report" else {**SMALL_MODEL, **params.get(name, {})}
+        inject(NB / f"{name}.ipynb", root / "notebooks" / f"{name}.ipynb", extra)
     cache = root / "reports" / "models"
     cache.mkdir(parents=True)
-    for trained in (ROOT / "reports" / "models").glob(f"{DEFAULT_RUN['fusion']}-*"):
-        shutil.copytree(trained, cache / trained.name)  # a checkout's report model is reused
+    if PROFILE == "report":
+        for trained in (ROOT / "reports" / "models").glob(f"{DEFAULT_RUN['fusion']}-*"):
+            shutil.copytree(trained, cache / trained.name)  # a checkout's report model is reused
     t0 = time.monotonic()
-    run = load_or_train(cache, dataset="easy-vqa", seed=0, progress=False, **DEFAULT_RUN)
-    print(f"report model ready in {time.monotonic() - t0:.0f} s: {run.directory.name}")
+    run = load_or_train(cache, progress=False, **{**DEFAULT_RUN, **model})
+    print(f"{PROFILE} model ready in {time.monotonic() - t0:.0f} s: {run.directory.name}")
     return root, run
 
 
@@ -123,7 +153,7 @@ def run_in_lab(lab: JupyterLab, path: str, *, timeout: float) -> NotebookState:
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_in_jupyterlab_on_the_report_model(project, lab, name):
+def test_notebook_runs_in_jupyterlab_on_the_shared_model(project, lab, name):
     root, run = project
     cache = root / "reports" / "models"
     before = cache_listing(cache)
@@ -137,7 +167,7 @@ def test_notebook_runs_in_jupyterlab_on_the_report_model(project, lab, name):
     assert cache_listing(cache) == before
     # ... and the page's model header names it
     header = next((t for t in state.texts if "Data fingerprint" in t), "")
-    for text in ("attention", "minilm", "easy-vqa", run.data_fingerprint):
+    for text in (run.model.config.fusion, run.model.config.text_encoder, "easy-vqa", run.data_fingerprint):
         assert text in header, f"{text!r} not in the model header:\n{header}"
 
 
