@@ -28,7 +28,7 @@ from .analysis import (
     trust_panel,
     valid_masks,
 )
-from .attribution import AttributionResult, modality_shapley
+from .attribution import AttributionResult, ModalityShapley, modality_shapley
 from .exceptions import ConfigError
 from .modality import ModalitySpec
 from .training import Run, predict
@@ -78,6 +78,12 @@ class DecisionCard:
         The panel of the audited batch; :meth:`trust_table` is this sample's row per method.
     position : int
         This sample's position in ``trust``.
+    shapley : ModalityShapley or None
+        This decision's modality Shapley values and interaction matrix (one sample), from
+        which ``shapley_shares`` come.
+    what_if : dict of str -> str
+        The explorer's edits of the inputs, per modality in words (empty for the data's own
+        decisions); ``true`` is then the original sample's label.
     """
 
     index: int
@@ -97,6 +103,8 @@ class DecisionCard:
     reference: dict[str, str] = field(default_factory=dict)
     trust: TrustPanel | None = None
     position: int = 0
+    shapley: ModalityShapley | None = None
+    what_if: dict[str, str] = field(default_factory=dict)
 
     def trust_table(self) -> pd.DataFrame:
         """This decision's trust panel in words, one row per method (empty without a panel)."""
@@ -112,7 +120,7 @@ class DecisionCard:
                 "removed": {k: list(v) for k, v in self.removed.items()},
                 "reference": self.reference,
                 "trust": self.trust.summary(self.position) if self.trust is not None else {},
-                "flags": self.flags}
+                "flags": self.flags, "what_if": dict(self.what_if)}
 
     def header_html(self) -> str:
         """Card header; every user-provided string is HTML-escaped."""
@@ -121,8 +129,10 @@ class DecisionCard:
         texts = "".join(f"<p><b>{e(k)}</b>: {e(v)}</p>" for k, v in self.texts.items())
         flags = "".join(f"<li>{e(f)}</li>" for f in self.flags)
         absent = "; ".join(f"{e(m)} = {e(w)}" for m, w in self.reference.items())
+        what_if = ("<p><b>What-if</b> (true label of the original sample): "
+                   + "; ".join(f"{e(m)}: {e(w)}" for m, w in self.what_if.items()) + "</p>") if self.what_if else ""
         return (
-            f"<div style='border-top:2px solid #888;margin-top:1em'><h3>Sample {self.index}: {verdict}</h3>{texts}"
+            f"<div style='border-top:2px solid #888;margin-top:1em'><h3>Sample {self.index}: {verdict}</h3>{what_if}{texts}"
             f"<p>Predicted <b>{e(self.predicted)}</b> with probability {self.probability:.3f}; "
             f"true label <b>{e(self.true)}</b>.</p>"
             f"<p><small>Absent means: {absent or 'the model has no stored reference'}</small></p>"
@@ -164,6 +174,16 @@ class DecisionCard:
                     title=f"sample {self.index} — {name} — {spec.name}", tokens=self.tokens.get(spec.name),
                     mask=self.evidence.get(spec.name), valid=self.valid_tokens.get(spec.name)))
         return figs
+
+
+def _one_sample(sv: ModalityShapley, k: int) -> ModalityShapley:
+    """Sample ``k`` of ``sv`` as a one-sample :class:`ModalityShapley`."""
+    return ModalityShapley(
+        values=sv.values[k : k + 1], interactions=sv.interactions[k : k + 1], modalities=list(sv.modalities),
+        base_value=sv.base_value[k : k + 1], full_value=sv.full_value[k : k + 1],
+        coalition_values=sv.coalition_values[k : k + 1],
+        target=None if sv.target is None else sv.target[k : k + 1], background_size=sv.background_size,
+        game=sv.game, reference=dict(sv.reference))
 
 
 def _num(v: Any) -> float | None:
@@ -238,5 +258,6 @@ def decision_cards(
             removed={m: (names[int(p[k].argmax())], float(p[k].max())) for m, p in removed_probs.items()},
             flags=flags, tokens=tokens, evidence=evidence, valid_tokens=valid,
             modalities=list(run.model.modality_specs), reference=reference, trust=panel, position=k,
+            shapley=_one_sample(sv, k),
         ))
     return cards
