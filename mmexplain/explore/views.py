@@ -268,6 +268,9 @@ class Explorer:
     steps : int, default=10
         Steps of the trust panel's deletion curves.
     seed : int, default=0
+    cards : sequence of DecisionCard, optional
+        Cards of ``ids`` already built by :func:`~mmexplain.audit.decision_cards` with
+        ``methods`` (notebook 04's): used as they are instead of building them again.
 
     Attributes
     ----------
@@ -280,7 +283,7 @@ class Explorer:
 
     def __init__(self, run: Run, *, ids: Sequence[int] | torch.Tensor | None = None,
                  methods: Sequence[str] | None = None, split: str = "test", sanity: pd.DataFrame | None = None,
-                 steps: int = 10, seed: int = 0) -> None:
+                 steps: int = 10, seed: int = 0, cards: Sequence[DecisionCard] | None = None) -> None:
         if not isinstance(run, Run):
             raise ConfigError(f"run must be a Run (see mmexplain.explore.as_run); got {type(run).__name__}.")
         self.run, self.split, self.sanity, self.steps = run, split, sanity, steps
@@ -297,7 +300,10 @@ class Explorer:
                               f"{idx.tolist()[:10]}.")
         self._cache: dict[tuple, DecisionView] = {}
         t0 = time.perf_counter()
-        cards = decision_cards(run, idx, methods=self.methods, split=split, sanity=sanity, steps=steps)
+        if cards is None:
+            cards = decision_cards(run, idx, methods=self.methods, split=split, sanity=sanity, steps=steps)
+        elif [c.index for c in cards] != idx.tolist():
+            raise ConfigError(f"cards are of decisions {[c.index for c in cards]}, not of ids {idx.tolist()}.")
         per = (time.perf_counter() - t0) / len(cards)
         for card in cards:
             self._cache[(card.index, (), tuple(self.methods))] = self._view(card, self.methods, per)
@@ -393,6 +399,13 @@ class Explorer:
                               f"got {index!r}.")
         self._index, self._edits, self._extra = int(index), {}, []
         return self._refresh()
+
+    def view(self, index: int) -> DecisionView:
+        """The view of decision ``index`` without edits, leaving :attr:`current` as it is."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.data):
+            raise ConfigError(f"index must be a position in the {self.split} split (0..{len(self.data) - 1}); "
+                              f"got {index!r}.")
+        return self._build(int(index), {}, self.methods)
 
     def reset(self) -> DecisionView:
         """Undo every edit of the current decision."""
