@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .static import explorer_html, write_explorer
+from .static import EXPLORER_PAGE, explorer_html, report_explorer_path, write_explorer
 from .views import DEFAULT_POOL, Cancelled, DecisionView, Explorer, as_run, interactive_methods
 
 if TYPE_CHECKING:
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
     from .widget import ExplorerWidget
 
-__all__ = ["DEFAULT_POOL", "Cancelled", "DecisionView", "Explorer", "ExplorerWidget", "as_run", "explore",
-           "explorer_html", "interactive_methods", "write_explorer"]
+__all__ = ["DEFAULT_POOL", "EXPLORER_PAGE", "Cancelled", "DecisionView", "Explorer", "ExplorerWidget", "as_run",
+           "explore", "explorer_html", "interactive_methods", "report_explorer_path", "write_explorer"]
 
 
 def explore(run_or_model: Any, data: Any = None, *, ids: Sequence[int] | None = None,

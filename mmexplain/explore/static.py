@@ -20,12 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from ..report.records import EXPLORER_PAGE
 from .views import DecisionView, Explorer
 
-__all__ = ["EXPLORER_PAGE", "explorer_data", "explorer_html", "write_explorer"]
-
-#: File name of the static explorer in a report's run folder.
-EXPLORER_PAGE = "explorer.html"
+__all__ = ["EXPLORER_PAGE", "explorer_data", "explorer_html", "report_explorer_path", "write_explorer"]
 
 _SCRIPT = """
 (function () {
@@ -181,6 +179,13 @@ Open <code>notebooks/00_explore.ipynb</code> to edit inputs and compute other me
 <script type="text/javascript">{_SCRIPT}</script>
 </body></html>
 """
+
+
+def report_explorer_path(results_path: str | os.PathLike[str]) -> Path | None:
+    """Where a report notebook writes its static explorer: :data:`EXPLORER_PAGE` in the folder
+    of ``results_path`` (the runner's temporary run folder, moved into place with the report);
+    None when ``results_path`` is empty (a notebook opened by hand)."""
+    return Path(results_path).parent / EXPLORER_PAGE if str(results_path) else None
 
 
 def write_explorer(path: str | os.PathLike[str], explorer: Explorer, *, ids: Sequence[int] | None = None,
