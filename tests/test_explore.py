@@ -15,11 +15,9 @@ POOL = [0, 1, 2, 3]
 
 @pytest.fixture(scope="module")
 def vqa_run():
-    """easy-VQA, 200 samples, concat fusion, word tokenizer, one epoch."""
-    from mmexplain.training import train_run
+    from _explore_fixtures import tiny_vqa_run
 
-    torch.manual_seed(0)
-    return train_run("easy-vqa", "concat", epochs=1, limit=200, progress=False)
+    return tiny_vqa_run()
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +137,10 @@ def test_on_demand_method_and_cancel(explorer):
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Cancelled):
-        explorer.compute("occlusion", cancel=cancel)
-    assert "occlusion" not in explorer.current.methods  # the view is unchanged
-    view = explorer.compute("occlusion")
-    assert view.methods == ["saliency", "input_x_gradient", "occlusion"] and "occlusion" in view.maps
+        explorer.compute("smoothgrad", cancel=cancel)
+    assert "smoothgrad" not in explorer.current.methods  # the view is unchanged
+    view = explorer.compute("smoothgrad")
+    assert view.methods == ["saliency", "input_x_gradient", "smoothgrad"] and "smoothgrad" in view.maps
     assert explorer.select(2).methods == ["saliency", "input_x_gradient"]  # a new decision: live methods only
 
 
@@ -211,9 +209,9 @@ def test_widget_builds_and_reacts_to_its_controls(vqa_run, tmp_path):
     w.export.click()
     assert (tmp_path / "card.json").exists() and "wrote" in w.export_out.value
 
-    w.method.value = "occlusion"
-    w.start_compute("occlusion").join(timeout=60)
-    assert "occlusion" in w.explorer.current.methods and "computed" in w.status.value
+    w.method.value = "smoothgrad"
+    w.start_compute("smoothgrad").join(timeout=60)
+    assert "smoothgrad" in w.explorer.current.methods and "computed" in w.status.value
 
     w.explorer.select(0)
     w.replace["image"].value = 11

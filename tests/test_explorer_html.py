@@ -18,13 +18,17 @@ XSS = "is there a <script>window.__xss=1</script> shape?"
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     """A tiny easy-VQA run's explorer page over three audited decisions (notebook 04's way)."""
+    import dataclasses
+
+    from _explore_fixtures import tiny_vqa_run
+
     from mmexplain.audit import decision_cards
     from mmexplain.explore import Explorer, write_explorer
-    from mmexplain.training import train_run
 
-    torch.manual_seed(0)
-    run = train_run("easy-vqa", "concat", epochs=1, limit=200, progress=False)
-    run.splits.test.meta["texts"]["question"] = list(run.splits.test.meta["texts"]["question"])
+    shared = tiny_vqa_run()
+    test = dataclasses.replace(shared.splits.test, meta={**shared.splits.test.meta,
+                                                         "texts": {"question": list(shared.splits.test.meta["texts"]["question"])}})
+    run = dataclasses.replace(shared, splits=dataclasses.replace(shared.splits, test=test))
     row = int(run.splits.test.rows["question"][IDS[1]])
     run.splits.test.meta["texts"]["question"][row] = XSS  # hostile text shown on a card
     methods = ["saliency", "input_x_gradient"]
@@ -99,16 +103,15 @@ def test_page_in_headless_chromium_offline(page):
             pg.goto(path.as_uri())
             pg.wait_for_selector("#mmx-static-maps .main-svg")
             assert pg.locator("#mmx-static-decision option").count() == len(IDS)
-            assert pg.locator("#mmx-static-maps .plotly-graph-div").count() == 2  # image, question
-            assert pg.locator("#mmx-static-shapley .main-svg").count() == 1
+            assert pg.locator("#mmx-static-maps > .mmx-static-map.js-plotly-plot").count() == 2  # image, question
+            assert pg.locator("#mmx-static-shapley.js-plotly-plot").count() == 1
             assert f"Sample {IDS[0]}" in pg.locator("#mmx-static-card").inner_text()
 
-            def image_z() -> list:
-                return pg.evaluate("Array.from(document.querySelector('#mmx-static-maps > div').data[1].z"
-                                   ".slice(0, 8), r => Array.from(r).slice(0, 8))")
+            def image_z() -> str:  # the drawn heat map's values (a typed array spec or a list)
+                return pg.evaluate("JSON.stringify(document.querySelector('#mmx-static-maps > div').data[1].z)")
 
-            def shares() -> list:
-                return pg.evaluate("Array.from(document.getElementById('mmx-static-shapley').data[0].y)")
+            def shares() -> str:
+                return pg.evaluate("JSON.stringify(document.getElementById('mmx-static-shapley').data[0].y)")
 
             z0, s0 = image_z(), shares()
             pg.select_option("#mmx-static-decision", "1")

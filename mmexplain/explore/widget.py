@@ -29,7 +29,7 @@ def _fw(fig: Any, **layout: Any) -> Any:
     import plotly.graph_objects as go
 
     fig.update_layout(**{**_FIG_SIZE, **layout})
-    return go.FigureWidget(fig)
+    return go.FigureWidget(fig.to_dict(), _validate=False)  # validated once already, by viz
 
 
 def _cls(widget: W.Widget, *names: str) -> W.Widget:
@@ -269,11 +269,8 @@ class ExplorerWidget(W.VBox):
             f"<div><b>Decision {view.index}</b>: predicted <b class='mmx-predicted'>{e(view.predicted)}</b> "
             f"({view.probability:.3f}), true {e(view.true)} — {verdict}{what_if}{texts}<br><small>{without}"
             "</small></div>")
-        rows = []
-        for m in view.modalities:
-            figs = [view.method_figures(method)[m] for method in view.methods]
-            rows.append(W.HBox([_fw(f) for f in figs]))
-        self.maps.children = rows
+        figs = {method: view.method_figures(method) for method in view.methods}
+        self.maps.children = [W.HBox([_fw(figs[method][m]) for method in view.methods]) for m in view.modalities]
         self._set_opacity()
         self.shapley.children = [_fw(view.shapley_figure())]
         self.interaction.children = [_fw(view.interaction_figure())]
