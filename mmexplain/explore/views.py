@@ -474,13 +474,21 @@ class Explorer:
         cancel : threading.Event, optional
             Set it (from another thread) to discard the result: the view stays as it was and
             :class:`Cancelled` is raised when the computation returns.
+
+        Returns
+        -------
+        DecisionView
+            The view with ``method`` added; it becomes :attr:`current` only if the decision
+            and its edits are still the ones shown when it is done.
         """
         if method not in self.on_demand:
             raise ConfigError(f"method={method!r} is not computed on demand here; choose one of {self.on_demand}.")
+        index, edits = self._index, dict(self._edits)
         extra = [*self._extra, method] if method not in self._extra else list(self._extra)
-        view = self._build(self._index, self._edits, [*self.methods, *extra], cancel=cancel)
-        self._extra = extra
-        self.current = view
+        view = self._build(index, edits, [*self.methods, *extra], cancel=cancel)
+        if (self._index, self._edits) == (index, edits):  # still the decision shown (a thread may lag)
+            self._extra = extra
+            self.current = view
         return view
 
     # -- internals ----------------------------------------------------------------------------

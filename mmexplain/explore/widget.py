@@ -44,35 +44,35 @@ class ExplorerWidget(W.VBox):
     Built by :func:`explore`. Every control has a stable ``description`` and CSS class
     (for tests and for driving it from a browser):
 
-    ================================ ==================================================
-    CSS class                        control
-    ================================ ==================================================
-    ``mmx-explore``                  the whole widget
-    ``mmx-explore-filter-class``     Dropdown: class (true or predicted), or all
-    ``mmx-explore-filter-correct``   ToggleButtons: all / right / wrong
-    ``mmx-explore-filter-confidence`` FloatRangeSlider: predicted probability range
-    ``mmx-explore-filter-flagged``   Checkbox: only decisions the trust checks flagged
-    ``mmx-explore-sort``             Dropdown: index / interaction / confidence order
-    ``mmx-explore-decision``         Select: the filtered decisions (value = index)
-    ``mmx-explore-prediction``       HTML: prediction, probability, truth, what-if
-    ``mmx-explore-opacity``          FloatSlider: heat-map opacity on images
-    ``mmx-explore-maps``             Box: each method's map of each modality
-    ``mmx-explore-shapley``          FigureWidget box: modality Shapley shares
-    ``mmx-explore-interaction``      FigureWidget box: interaction matrix
-    ``mmx-explore-trust``            HTML: trust panel and flags
-    ``mmx-explore-drop-<modality>``  Button: set the modality to the model's reference
-    ``mmx-explore-replace-<modality>`` BoundedIntText: take the modality from decision i
-    ``mmx-explore-edit-<modality>``  Text (text kinds) / FloatText (values kinds)
-    ``mmx-explore-feature-<modality>`` Dropdown: which feature a values edit sets
-    ``mmx-explore-apply-<modality>`` Button: apply the replace / edit
-    ``mmx-explore-reset``            Button: undo every edit
-    ``mmx-explore-method``           Dropdown: a slower method, computed on demand
-    ``mmx-explore-compute``          Button: compute it (in a thread)
-    ``mmx-explore-cancel``           Button: cancel it (the result is discarded)
-    ``mmx-explore-status``           HTML: what is running / how long the update took
-    ``mmx-explore-export-path``      Text: where to write the card (without suffix)
-    ``mmx-explore-export``           Button: write ``<path>.html`` and ``<path>.json``
-    ================================ ==================================================
+    ====================================== ==================================================
+    CSS class                              control
+    ====================================== ==================================================
+    ``mmx-explore``                        the whole widget
+    ``mmx-explore-filter-class``           Dropdown: class (true or predicted), or all
+    ``mmx-explore-filter-correct``         ToggleButtons: all / right / wrong
+    ``mmx-explore-filter-confidence``      FloatRangeSlider: predicted probability range
+    ``mmx-explore-filter-flagged``         Checkbox: only decisions the trust checks flagged
+    ``mmx-explore-sort``                   Dropdown: index / interaction / confidence order
+    ``mmx-explore-decision``               Select: the filtered decisions (value = index)
+    ``mmx-explore-prediction``             HTML: prediction, probability, truth, what-if
+    ``mmx-explore-opacity``                FloatSlider: heat-map opacity on images
+    ``mmx-explore-maps``                   Box: each method's map of each modality
+    ``mmx-explore-shapley``                FigureWidget box: modality Shapley shares
+    ``mmx-explore-interaction``            FigureWidget box: interaction matrix
+    ``mmx-explore-trust``                  HTML: trust panel and flags
+    ``mmx-explore-drop-<modality>``        Button: set the modality to the model's reference
+    ``mmx-explore-replace-<modality>``     BoundedIntText: take the modality from decision i
+    ``mmx-explore-edit-<modality>``        Text (text kinds) / FloatText (values kinds)
+    ``mmx-explore-feature-<modality>``     Dropdown: which feature a values edit sets
+    ``mmx-explore-apply-<modality>``       Button: apply the edit (or, with no text typed, the replace)
+    ``mmx-explore-reset``                  Button: undo every edit
+    ``mmx-explore-method``                 Dropdown: a slower method, computed on demand
+    ``mmx-explore-compute``                Button: compute it (in a thread)
+    ``mmx-explore-cancel``                 Button: cancel it (the result is discarded)
+    ``mmx-explore-status``                 HTML: what is running / how long the update took
+    ``mmx-explore-export-path``            Text: where to write the card (without suffix)
+    ``mmx-explore-export``                 Button: write ``<path>.html`` and ``<path>.json``
+    ====================================== ==================================================
 
     Attributes
     ----------
@@ -225,7 +225,8 @@ class ExplorerWidget(W.VBox):
             except Exception as err:  # shown, never lost in a thread
                 self.status.value = f"<span style='color:#b00'>{html.escape(f'{type(err).__name__}: {err}')}</span>"
             else:
-                self.show(view)
+                if view is self.explorer.current:  # not if another decision was chosen meanwhile
+                    self.show(view)
                 self.status.value = f"{html.escape(method)} computed in {time.perf_counter() - t0:.1f} s"
             finally:
                 self.compute.disabled, self.cancel.disabled = False, True
