@@ -5,8 +5,10 @@ calls; drawing is left to the browser): **select** a decision not seen before (i
 prediction, the method's maps, modality Shapley values and interactions, the prediction
 without each modality, the trust panel) and a **what-if** edit of it (the text modality's
 question edited where the run has a tokenizer, else its first modality dropped to the
-reference). Each method alone is the view's method; the cache is bypassed (every timed
-call is a decision or edit the explorer has not computed). Prints median and p90 in ms.
+reference). As in the widget, a view comes first without its trust panel, and the panel
+(deletion curves, agreement, flags) is built next, timed apart as "+ trust panel". Each
+method alone is the view's method; the cache is bypassed (every timed call is a decision or
+edit the explorer has not computed). Prints median and p90 in ms.
 
 Usage::
 
@@ -54,13 +56,16 @@ def main() -> None:
     n = len(run.splits.test)
     print(f"{'method':<18} {'action':<22} {'median ms':>10} {'p90 ms':>8}")
     for k, method in enumerate(args.methods):
-        ex = Explorer(run, ids=[0], methods=[method])
+        ex = Explorer(run, ids=[0], methods=[method], defer_trust=True)
         picks = [(1 + k * args.repeats + r) % n for r in range(args.repeats)]
-        sel, edit = [], []
+        sel, edit, check = [], [], []
         for r, i in enumerate(picks):
             t = time.perf_counter()
             ex.select(i)
             sel.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            ex.check()
+            check.append(time.perf_counter() - t)
             t = time.perf_counter()
             if text is not None:
                 ex.edit(text, f"what color is shape number {r}?")  # a new text each time: never cached
@@ -69,7 +74,10 @@ def main() -> None:
                 ex.drop(specs[0].name)
                 action = f"drop {specs[0].name}"
             edit.append(time.perf_counter() - t)
-        for name, times in (("select", sel), (action, edit)):
+            t = time.perf_counter()
+            ex.check()
+            check.append(time.perf_counter() - t)
+        for name, times in (("select", sel), (action, edit), ("+ trust panel", check)):
             ms = 1000 * np.asarray(times)
             print(f"{method:<18} {name:<22} {np.median(ms):>10.0f} {np.percentile(ms, 90):>8.0f}")
 

@@ -194,7 +194,7 @@ def _num(v: Any) -> float | None:
 def decision_cards(
     run: Run, ids: torch.Tensor, *, methods: Sequence[str] = AUDIT_METHODS,
     agreement_threshold: float = DEFAULT_AGREEMENT_THRESHOLD, split: str = "test", sanity: pd.DataFrame | None = None,
-    steps: int = 10,
+    steps: int = 10, trust: bool = True,
 ) -> list[DecisionCard]:
     """Build one :class:`DecisionCard` per sample index of ``split``.
 
@@ -211,6 +211,10 @@ def decision_cards(
         (:func:`~mmexplain.analysis.trust_flags` states every rule).
     steps : int, default=10
         Steps of the deletion curves (as :func:`~mmexplain.analysis.faithfulness_table`).
+    trust : bool, default=True
+        Build the trust panel and its flags. False leaves them out (``card.trust`` None, no
+        flags): the explorer shows a decision first and checks it next, the panel being
+        most of the cost.
     """
     data = run.splits[split]
     names = data.label_names or [str(i) for i in range(run.model.n_outputs)]
@@ -218,7 +222,7 @@ def decision_cards(
     out = predict(run.model, data.subset(ids)).softmax(1)
     pred = out.argmax(1)
     results = explain(run, ids, methods, split=split)
-    panel = trust_panel(run, ids, results, split=split, methods=methods, sanity=sanity, steps=steps)
+    panel = trust_panel(run, ids, results, split=split, methods=methods, sanity=sanity, steps=steps) if trust else None
     base = baselines_for(run, x_all)
     sv = modality_shapley(run.model, x_all, target=pred)
     sv_shares = sv.shares()
@@ -233,7 +237,7 @@ def decision_cards(
     tok = run.tokenizer
     cards = []
     for k, i in enumerate(ids.tolist()):
-        flags = trust_flags(panel.to_frame(k), agreement_threshold=agreement_threshold)
+        flags = trust_flags(panel.to_frame(k), agreement_threshold=agreement_threshold) if panel is not None else []
         texts, tokens, evidence, valid = {}, {}, {}, {}
         for spec in run.model.modality_specs:
             if spec.kind_info.integer_ids:

@@ -116,6 +116,20 @@ def test_exported_card_json_equals_the_audit_card(vqa_run, explorer, tmp_path):
     assert summary["interaction_share"] == pytest.approx(view.interaction_share, abs=1e-4)
 
 
+def test_deferred_trust_panel_is_added_by_check(vqa_run):
+    from mmexplain.explore import Explorer
+
+    ex = Explorer(vqa_run, ids=[0], defer_trust=True)
+    assert ex.current.checked  # the pool's views are always checked
+    quick = ex.select(21)
+    assert not quick.checked and quick.flags == [] and quick.card.summary()["trust"] == {}
+    full = ex.check()
+    assert full.checked and ex.current is full and full.trust_table()["method"].tolist() == ex.methods
+    assert full.probability == quick.probability and torch.equal(full.maps["saliency"]["image"],
+                                                                  quick.maps["saliency"]["image"])
+    assert ex.select(21) is full  # a checked view serves the quick request too
+
+
 def test_filters_and_sorting(explorer):
     d = explorer.decisions
     assert list(d["index"]) == POOL
@@ -188,6 +202,9 @@ def test_widget_builds_and_reacts_to_its_controls(vqa_run, tmp_path):
 
     w.decision.value = 2
     assert w.explorer.current.index == 2
+    if w._checker is not None:
+        w._checker.join(timeout=60)
+    assert w.explorer.current.checked and "trust" in w.trust.value
     assert w.explorer.current.predicted in w.prediction.value and "Decision 2" in w.prediction.value
     assert len(w.maps.children) == 2 and len(w.maps.children[0].children) == 2  # modalities x methods
 

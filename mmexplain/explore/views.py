@@ -101,7 +101,7 @@ class DecisionView:
     on_demand : list of str
         Methods that can be computed for it (:meth:`Explorer.compute`).
     seconds : float
-        Wall time of building the view (0 when it came from the cache).
+        Wall time of building the view, when it was first built (views are cached).
     """
 
     card: DecisionCard
@@ -134,6 +134,11 @@ class DecisionView:
     def flags(self) -> list[str]:
         """The trust checks' flags of this decision."""
         return list(self.card.flags)
+
+    @property
+    def checked(self) -> bool:
+        """Whether the trust panel and flags are computed (:meth:`Explorer.check`)."""
+        return self.card.trust is not None
 
     @property
     def what_if(self) -> dict[str, str]:
@@ -222,7 +227,9 @@ class DecisionView:
         """Write the view as an audit card: ``<path>.html`` and ``<path>.json``.
 
         The JSON is :meth:`DecisionCard.summary` (notebook 04's ``audited`` entries); the
-        HTML is the card's HTML with its figures, plotly.js inline (opens offline).
+        HTML is the card's HTML with its figures, plotly.js inline (opens offline). A view
+        built without its trust panel (``defer_trust``) is exported without it;
+        :meth:`Explorer.export` checks it first.
 
         Returns
         -------
@@ -268,6 +275,10 @@ class Explorer:
     steps : int, default=10
         Steps of the trust panel's deletion curves.
     seed : int, default=0
+    defer_trust : bool, default=False
+        Build views without their trust panel (most of a view's cost: the deletion curves);
+        :meth:`check` adds it to the current view. The widget shows a decision first and
+        checks it in the background. The views of ``ids`` are always checked.
     cards : sequence of DecisionCard, optional
         Cards of ``ids`` already built by :func:`~mmexplain.audit.decision_cards` with
         ``methods`` (notebook 04's): used as they are instead of building them again.
@@ -283,10 +294,12 @@ class Explorer:
 
     def __init__(self, run: Run, *, ids: Sequence[int] | torch.Tensor | None = None,
                  methods: Sequence[str] | None = None, split: str = "test", sanity: pd.DataFrame | None = None,
-                 steps: int = 10, seed: int = 0, cards: Sequence[DecisionCard] | None = None) -> None:
+                 steps: int = 10, seed: int = 0, defer_trust: bool = False,
+                 cards: Sequence[DecisionCard] | None = None) -> None:
         if not isinstance(run, Run):
             raise ConfigError(f"run must be a Run (see mmexplain.explore.as_run); got {type(run).__name__}.")
         self.run, self.split, self.sanity, self.steps = run, split, sanity, steps
+        self.defer_trust = bool(defer_trust)
         self.data = run.splits[split]
         for m in methods or ():
             METHODS.get(m)  # an unknown name fails here, listing the methods there are
@@ -306,16 +319,16 @@ class Explorer:
             raise ConfigError(f"cards are of decisions {[c.index for c in cards]}, not of ids {idx.tolist()}.")
         per = (time.perf_counter() - t0) / len(cards)
         for card in cards:
-            self._cache[(card.index, (), tuple(self.methods))] = self._view(card, self.methods, per)
+            self._cache[self._key(card.index, {}, self.methods, True)] = self._view(card, self.methods, per)
         self.decisions = pd.DataFrame([{
             "index": v.index, "true": v.true, "predicted": v.predicted, "probability": v.probability,
             "correct": v.correct, "flagged": bool(v.flags), "flags": "; ".join(v.flags),
             "interaction_share": v.interaction_share,
-        } for v in (self._cache[(i, (), tuple(self.methods))] for i in idx.tolist())])
+        } for v in (self._cache[self._key(i, {}, self.methods, True)] for i in idx.tolist())])
         self._index = int(idx[0])
         self._edits: dict[str, tuple[str, Any]] = {}
         self._extra: list[str] = []
-        self.current = self._cache[(self._index, (), tuple(self.methods))]
+        self.current = self._cache[self._key(self._index, {}, self.methods, True)]
 
     # -- what can be done -----------------------------------------------------------------
     @property
@@ -405,7 +418,21 @@ class Explorer:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.data):
             raise ConfigError(f"index must be a position in the {self.split} split (0..{len(self.data) - 1}); "
                               f"got {index!r}.")
-        return self._build(int(index), {}, self.methods)
+        return self._build(int(index), {}, self.methods, trust=True)
+
+    def check(self) -> DecisionView:
+        """The current view with its trust panel and flags (built now unless it has them)."""
+        if self.current.checked:
+            return self.current
+        index, edits, methods = self._index, dict(self._edits), [*self.methods, *self._extra]
+        view = self._build(index, edits, methods, trust=True)
+        if (self._index, self._edits, [*self.methods, *self._extra]) == (index, edits, methods):
+            self.current = view
+        return view
+
+    def export(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
+        """:meth:`check` the current view, then write it as an audit card (:meth:`DecisionView.export`)."""
+        return self.check().export(path)
 
     def reset(self) -> DecisionView:
         """Undo every edit of the current decision."""
@@ -492,9 +519,9 @@ class Explorer:
         return view
 
     # -- internals ----------------------------------------------------------------------------
-    def _key(self, index: int, edits: Mapping[str, tuple[str, Any]], methods: Sequence[str]) -> tuple:
+    def _key(self, index: int, edits: Mapping[str, tuple[str, Any]], methods: Sequence[str], trust: bool) -> tuple:
         return (index, tuple(sorted((m, k, json.dumps(v, sort_keys=True)) for m, (k, v) in edits.items())),
-                tuple(methods))
+                tuple(methods), trust)
 
     def _refresh(self) -> DecisionView:
         self.current = self._build(self._index, self._edits, [*self.methods, *self._extra])
@@ -506,16 +533,19 @@ class Explorer:
                              and not METHODS.get(m).why_not(self.run.model)], seconds)
 
     def _build(self, index: int, edits: Mapping[str, tuple[str, Any]], methods: Sequence[str], *,
-               cancel: threading.Event | None = None) -> DecisionView:
-        key = self._key(index, edits, methods)
-        if key in self._cache:
-            return dataclasses.replace(self._cache[key], seconds=0.0)
+               cancel: threading.Event | None = None, trust: bool | None = None) -> DecisionView:
+        trust = not self.defer_trust if trust is None else trust
+        for k in (self._key(index, edits, methods, True), self._key(index, edits, methods, trust)):
+            if k in self._cache:  # a checked view serves an unchecked request too
+                return self._cache[k]
+        key = self._key(index, edits, methods, trust)
         t0 = time.perf_counter()
         if edits:
             run, ids, words = self._what_if_run(index, edits)
         else:
             run, ids, words = self.run, torch.tensor([index]), {}
-        card = decision_cards(run, ids, methods=methods, split=self.split, sanity=self.sanity, steps=self.steps)[0]
+        card = decision_cards(run, ids, methods=methods, split=self.split, sanity=self.sanity, steps=self.steps,
+                              trust=trust)[0]
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"computing {list(methods)} for decision {index} was cancelled.")
         if edits:

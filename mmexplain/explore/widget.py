@@ -59,7 +59,7 @@ class ExplorerWidget(W.VBox):
     ``mmx-explore-maps``                   Box: each method's map of each modality
     ``mmx-explore-shapley``                FigureWidget box: modality Shapley shares
     ``mmx-explore-interaction``            FigureWidget box: interaction matrix
-    ``mmx-explore-trust``                  HTML: trust panel and flags
+    ``mmx-explore-trust``                  HTML: trust panel and flags (checked in a thread after each update)
     ``mmx-explore-drop-<modality>``        Button: set the modality to the model's reference
     ``mmx-explore-replace-<modality>``     BoundedIntText: take the modality from decision i
     ``mmx-explore-edit-<modality>``        Text (text kinds) / FloatText (values kinds)
@@ -84,6 +84,7 @@ class ExplorerWidget(W.VBox):
         self.explorer = explorer
         ex = explorer
         self._thread: threading.Thread | None = None
+        self._checker: threading.Thread | None = None
         self._cancel: threading.Event | None = None
         self._busy = False
         # -- browse
@@ -207,7 +208,27 @@ class ExplorerWidget(W.VBox):
             return None
         self.show(view)
         self.status.value = f"updated in {1000 * (time.perf_counter() - t0):.0f} ms"
+        self.start_check()
         return view
+
+    def start_check(self) -> threading.Thread | None:
+        """Build the current view's trust panel in a thread and show it when done (None when
+        the view has it already)."""
+        if self.explorer.current.checked:
+            return None
+
+        def work() -> None:
+            try:
+                view = self.explorer.check()
+            except Exception as err:  # shown, never lost in a thread
+                self.trust.value = f"<span style='color:#b00'>{html.escape(f'{type(err).__name__}: {err}')}</span>"
+                return
+            if view is self.explorer.current:
+                self._show_trust(view)
+
+        self._checker = threading.Thread(target=work, name="mmx-explore-check", daemon=True)
+        self._checker.start()
+        return self._checker
 
     def start_compute(self, method: str) -> threading.Thread:
         """Compute ``method`` for the current view in a thread; :meth:`cancel_compute` stops waiting."""
@@ -244,7 +265,7 @@ class ExplorerWidget(W.VBox):
 
     def _export(self) -> None:
         try:
-            html_path, json_path = self.explorer.current.export(Path(self.export_path.value))
+            html_path, json_path = self.explorer.export(Path(self.export_path.value))
         except (OSError, ConfigError) as err:
             self.export_out.value = f"<span style='color:#b00'>{html.escape(str(err))}</span>"
             return
@@ -275,9 +296,15 @@ class ExplorerWidget(W.VBox):
         self._set_opacity()
         self.shapley.children = [_fw(view.shapley_figure())]
         self.interaction.children = [_fw(view.interaction_figure())]
-        flags = "".join(f"<li>{e(f)}</li>" for f in view.flags)
-        self.trust.value = (f"{view.card.trust_html()}<p>Flags: {'<ul>' + flags + '</ul>' if flags else 'none'}</p>")
+        self._show_trust(view)
         self.method.options = view.on_demand
+
+    def _show_trust(self, view: DecisionView) -> None:
+        if not view.checked:
+            self.trust.value = "<p><i>checking how far to trust these explanations …</i></p>"
+            return
+        flags = "".join(f"<li>{html.escape(f)}</li>" for f in view.flags)
+        self.trust.value = (f"{view.card.trust_html()}<p>Flags: {'<ul>' + flags + '</ul>' if flags else 'none'}</p>")
 
 
 def explore_widget(run_or_model: Any, data: Any = None, *, ids: Sequence[int] | None = None,
@@ -310,4 +337,4 @@ def explore_widget(run_or_model: Any, data: Any = None, *, ids: Sequence[int] | 
         Display it (it is the notebook cell's value); ``.explorer`` is the controller.
     """
     return ExplorerWidget(Explorer(as_run(run_or_model, data), ids=ids, methods=methods, split=split,
-                                   sanity=sanity), export_path=export_path)
+                                   sanity=sanity, defer_trust=True), export_path=export_path)
