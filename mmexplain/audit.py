@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -174,6 +174,26 @@ class DecisionCard:
                     title=f"sample {self.index} — {name} — {spec.name}", tokens=self.tokens.get(spec.name),
                     mask=self.evidence.get(spec.name), valid=self.valid_tokens.get(spec.name)))
         return figs
+
+
+def check_card(
+    run: Run, ids: torch.Tensor, card: DecisionCard, *, methods: Sequence[str] = AUDIT_METHODS,
+    agreement_threshold: float = DEFAULT_AGREEMENT_THRESHOLD, split: str = "test", sanity: pd.DataFrame | None = None,
+    steps: int = 10,
+) -> DecisionCard:
+    """``card``, built by :func:`decision_cards` with ``trust=False``, with its trust panel and
+    flags added; its maps are reused, so it equals the card ``trust=True`` would have built.
+
+    Parameters
+    ----------
+    ids : LongTensor of shape (1,)
+        The sample of ``split`` the card was built for (as passed to :func:`decision_cards`).
+    methods, agreement_threshold, split, sanity, steps
+        As :func:`decision_cards`.
+    """
+    panel = trust_panel(run, ids, card.attributions, split=split, methods=methods, sanity=sanity, steps=steps)
+    return replace(card, trust=panel, position=0,
+                   flags=trust_flags(panel.to_frame(0), agreement_threshold=agreement_threshold))
 
 
 def _one_sample(sv: ModalityShapley, k: int) -> ModalityShapley:

@@ -128,6 +128,11 @@ def test_deferred_trust_panel_is_added_by_check(vqa_run):
     assert full.probability == quick.probability and torch.equal(full.maps["saliency"]["image"],
                                                                   quick.maps["saliency"]["image"])
     assert ex.select(21) is full  # a checked view serves the quick request too
+    eager = Explorer(vqa_run, ids=[0])
+    assert json.dumps(full.summary()) == json.dumps(eager.select(21).summary())  # check() adds the same panel
+    ex.drop("image")
+    eager.drop("image")
+    assert json.dumps(ex.check().summary()) == json.dumps(eager.current.summary())
 
 
 def test_filters_and_sorting(explorer):
@@ -202,8 +207,7 @@ def test_widget_builds_and_reacts_to_its_controls(vqa_run, tmp_path):
 
     w.decision.value = 2
     assert w.explorer.current.index == 2
-    if w._checker is not None:
-        w._checker.join(timeout=60)
+    w.wait(60)
     assert w.explorer.current.checked and "trust" in w.trust.value
     assert w.explorer.current.predicted in w.prediction.value and "Decision 2" in w.prediction.value
     assert len(w.maps.children) == 2 and len(w.maps.children[0].children) == 2  # modalities x methods
@@ -227,7 +231,8 @@ def test_widget_builds_and_reacts_to_its_controls(vqa_run, tmp_path):
     assert (tmp_path / "card.json").exists() and "wrote" in w.export_out.value
 
     w.method.value = "smoothgrad"
-    w.start_compute("smoothgrad").join(timeout=60)
+    w.start_compute("smoothgrad")
+    w.wait(60)
     assert "smoothgrad" in w.explorer.current.methods and "computed" in w.status.value
 
     w.explorer.select(0)
@@ -235,3 +240,4 @@ def test_widget_builds_and_reacts_to_its_controls(vqa_run, tmp_path):
     w.edit["question"].value = ""
     w.apply["image"].click()  # no text: the image comes from the chosen decision
     assert "replaced by decision" in w.explorer.current.what_if["image"]
+    w.wait(60)

@@ -32,7 +32,7 @@ import torch
 
 from ..analysis import baselines_for, modality_figure, select_samples
 from ..attribution import METHODS
-from ..audit import DecisionCard, decision_cards
+from ..audit import DecisionCard, check_card, decision_cards
 from ..data import MultimodalDataset, Splits
 from ..exceptions import ConfigError
 from ..training import Run, load_run
@@ -312,6 +312,7 @@ class Explorer:
             raise ConfigError(f"ids must be positions in the {split} split (0..{len(self.data) - 1}); got "
                               f"{idx.tolist()[:10]}.")
         self._cache: dict[tuple, DecisionView] = {}
+        self._sources: dict[tuple, tuple[Run, torch.Tensor]] = {}  # unchecked views: the run and ids they came from
         t0 = time.perf_counter()
         if cards is None:
             cards = decision_cards(run, idx, methods=self.methods, split=split, sanity=sanity, steps=steps)
@@ -425,7 +426,16 @@ class Explorer:
         if self.current.checked:
             return self.current
         index, edits, methods = self._index, dict(self._edits), [*self.methods, *self._extra]
-        view = self._build(index, edits, methods, trust=True)
+        trusted = self._key(index, edits, methods, True)
+        if trusted in self._cache:
+            view = self._cache[trusted]
+        else:  # the panel on the maps already computed
+            run, ids = self._sources[self._key(index, edits, methods, False)]
+            t0 = time.perf_counter()
+            card = check_card(run, ids, self.current.card, methods=methods, split=self.split, sanity=self.sanity,
+                              steps=self.steps)
+            view = self._view(card, methods, self.current.seconds + time.perf_counter() - t0)
+            self._cache[trusted] = view
         if (self._index, self._edits, [*self.methods, *self._extra]) == (index, edits, methods):
             self.current = view
         return view
@@ -552,6 +562,8 @@ class Explorer:
             card = dataclasses.replace(card, index=index, what_if=words)
         view = self._view(card, methods, time.perf_counter() - t0)
         self._cache[key] = view
+        if not trust:
+            self._sources[key] = (run, ids)
         return view
 
     def _what_if_run(self, index: int, edits: Mapping[str, tuple[str, Any]]) -> tuple[Run, torch.Tensor, dict]:

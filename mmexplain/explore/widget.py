@@ -256,6 +256,12 @@ class ExplorerWidget(W.VBox):
         self._thread.start()
         return self._thread
 
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the background work (trust check, on-demand method) to finish."""
+        for t in (self._checker, self._thread):
+            if t is not None:
+                t.join(timeout)
+
     def cancel_compute(self) -> None:
         """Discard the running on-demand computation (it finishes in the background)."""
         if self._cancel is not None:
