@@ -177,6 +177,14 @@ def test_bad_input_is_one_config_error(explorer, call, match):
         call(explorer)
 
 
+@pytest.mark.parametrize("ids", ["[0, 1]", [0, 10**6], []])
+def test_bad_ids_are_one_config_error(vqa_run, ids):
+    from mmexplain.explore import Explorer
+
+    with pytest.raises(ConfigError, match="ids must be"):
+        Explorer(vqa_run, ids=ids)
+
+
 def test_tabular_value_edit(trained_synthetic):
     from mmexplain.explore import Explorer
 

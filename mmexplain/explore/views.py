@@ -306,8 +306,11 @@ class Explorer:
         self.methods = list(methods) if methods is not None else interactive_methods(run)
         if not self.methods:
             raise ConfigError("methods is empty; name at least one (e.g. ['saliency']).")
-        idx = select_samples(run, DEFAULT_POOL, split=split, seed=seed) if ids is None else \
-            torch.as_tensor(list(ids) if not isinstance(ids, torch.Tensor) else ids, dtype=torch.long)
+        try:
+            idx = select_samples(run, DEFAULT_POOL, split=split, seed=seed) if ids is None else \
+                torch.as_tensor(list(ids) if not isinstance(ids, torch.Tensor) else ids, dtype=torch.long)
+        except (TypeError, ValueError, RuntimeError):
+            raise ConfigError(f"ids must be a sequence of positions in the {split} split; got {ids!r}.") from None
         if idx.dim() != 1 or len(idx) == 0 or int(idx.min()) < 0 or int(idx.max()) >= len(self.data):
             raise ConfigError(f"ids must be positions in the {split} split (0..{len(self.data) - 1}); got "
                               f"{idx.tolist()[:10]}.")
