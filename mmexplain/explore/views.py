@@ -300,6 +300,9 @@ class Explorer:
             raise ConfigError(f"run must be a Run (see mmexplain.explore.as_run); got {type(run).__name__}.")
         self.run, self.split, self.sanity, self.steps = run, split, sanity, steps
         self.defer_trust = bool(defer_trust)
+        # one computation at a time: attribution hooks the model's embedding layers, so a
+        # background check or method must not run a forward pass meanwhile
+        self._lock = threading.RLock()
         self.data = run.splits[split]
         for m in methods or ():
             METHODS.get(m)  # an unknown name fails here, listing the methods there are
@@ -426,18 +429,19 @@ class Explorer:
 
     def check(self) -> DecisionView:
         """The current view with its trust panel and flags (built now unless it has them)."""
-        if self.current.checked:
-            return self.current
-        index, edits, methods = self._index, dict(self._edits), [*self.methods, *self._extra]
+        current, index, edits, methods = self.current, self._index, dict(self._edits), [*self.methods, *self._extra]
+        if current.checked:
+            return current
         trusted = self._key(index, edits, methods, True)
         if trusted in self._cache:
             view = self._cache[trusted]
         else:  # the panel on the maps already computed
             run, ids = self._sources[self._key(index, edits, methods, False)]
             t0 = time.perf_counter()
-            card = check_card(run, ids, self.current.card, methods=methods, split=self.split, sanity=self.sanity,
-                              steps=self.steps)
-            view = self._view(card, methods, self.current.seconds + time.perf_counter() - t0)
+            with self._lock:
+                card = check_card(run, ids, current.card, methods=methods, split=self.split,
+                                  sanity=self.sanity, steps=self.steps)
+            view = self._view(card, methods, current.seconds + time.perf_counter() - t0)
             self._cache[trusted] = view
         if (self._index, self._edits, [*self.methods, *self._extra]) == (index, edits, methods):
             self.current = view
@@ -557,8 +561,9 @@ class Explorer:
             run, ids, words = self._what_if_run(index, edits)
         else:
             run, ids, words = self.run, torch.tensor([index]), {}
-        card = decision_cards(run, ids, methods=methods, split=self.split, sanity=self.sanity, steps=self.steps,
-                              trust=trust)[0]
+        with self._lock:
+            card = decision_cards(run, ids, methods=methods, split=self.split, sanity=self.sanity,
+                                  steps=self.steps, trust=trust)[0]
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"computing {list(methods)} for decision {index} was cancelled.")
         if edits:
