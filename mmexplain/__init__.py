@@ -6,6 +6,7 @@ The functional core is importable from the top level::
     res = mmexplain.attribute(model, inputs, method="ig", target=y)
     sv = mmexplain.modality_shapley(model, inputs, target=y)
     mmexplain.audit_run("runs/my-run", "audit.parquet")  # one row per decision, resumable
+    mmexplain.explore(run)  # in JupyterLab: browse decisions, ask what-ifs, export cards
 """
 
 from .attribution import (
@@ -20,6 +21,7 @@ from .attribution import (
     modality_shapley,
 )
 from .auditing import audit_run
+from .explore import explore  # the function; mmexplain.explore.Explorer etc. stay importable
 from .kinds import KINDS
 from .modality import MODALITY_KINDS, ModalitySpec
 from .reference import Reference, fit_reference
@@ -40,6 +42,7 @@ __all__ = [
     "audit_run",
     "compare_fusions",
     "emap",
+    "explore",
     "fit_reference",
     "fusion_level_attribution",
     "modality_shapley",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ from .analysis import (
     trust_panel,
     valid_masks,
 )
-from .attribution import AttributionResult, modality_shapley
+from .attribution import AttributionResult, ModalityShapley, modality_shapley
 from .exceptions import ConfigError
 from .modality import ModalitySpec
 from .training import Run, predict
@@ -78,6 +78,12 @@ class DecisionCard:
         The panel of the audited batch; :meth:`trust_table` is this sample's row per method.
     position : int
         This sample's position in ``trust``.
+    shapley : ModalityShapley or None
+        This decision's modality Shapley values and interaction matrix (one sample), from
+        which ``shapley_shares`` come.
+    what_if : dict of str -> str
+        The explorer's edits of the inputs, per modality in words (empty for the data's own
+        decisions); ``true`` is then the original sample's label.
     """
 
     index: int
@@ -97,6 +103,8 @@ class DecisionCard:
     reference: dict[str, str] = field(default_factory=dict)
     trust: TrustPanel | None = None
     position: int = 0
+    shapley: ModalityShapley | None = None
+    what_if: dict[str, str] = field(default_factory=dict)
 
     def trust_table(self) -> pd.DataFrame:
         """This decision's trust panel in words, one row per method (empty without a panel)."""
@@ -112,7 +120,7 @@ class DecisionCard:
                 "removed": {k: list(v) for k, v in self.removed.items()},
                 "reference": self.reference,
                 "trust": self.trust.summary(self.position) if self.trust is not None else {},
-                "flags": self.flags}
+                "flags": self.flags, "what_if": dict(self.what_if)}
 
     def header_html(self) -> str:
         """Card header; every user-provided string is HTML-escaped."""
@@ -121,8 +129,10 @@ class DecisionCard:
         texts = "".join(f"<p><b>{e(k)}</b>: {e(v)}</p>" for k, v in self.texts.items())
         flags = "".join(f"<li>{e(f)}</li>" for f in self.flags)
         absent = "; ".join(f"{e(m)} = {e(w)}" for m, w in self.reference.items())
+        what_if = ("<p><b>What-if</b> (true label of the original sample): "
+                   + "; ".join(f"{e(m)}: {e(w)}" for m, w in self.what_if.items()) + "</p>") if self.what_if else ""
         return (
-            f"<div style='border-top:2px solid #888;margin-top:1em'><h3>Sample {self.index}: {verdict}</h3>{texts}"
+            f"<div style='border-top:2px solid #888;margin-top:1em'><h3>Sample {self.index}: {verdict}</h3>{what_if}{texts}"
             f"<p>Predicted <b>{e(self.predicted)}</b> with probability {self.probability:.3f}; "
             f"true label <b>{e(self.true)}</b>.</p>"
             f"<p><small>Absent means: {absent or 'the model has no stored reference'}</small></p>"
@@ -166,6 +176,36 @@ class DecisionCard:
         return figs
 
 
+def check_card(
+    run: Run, ids: torch.Tensor, card: DecisionCard, *, methods: Sequence[str] = AUDIT_METHODS,
+    agreement_threshold: float = DEFAULT_AGREEMENT_THRESHOLD, split: str = "test", sanity: pd.DataFrame | None = None,
+    steps: int = 10,
+) -> DecisionCard:
+    """``card``, built by :func:`decision_cards` with ``trust=False``, with its trust panel and
+    flags added; its maps are reused, so it equals the card ``trust=True`` would have built.
+
+    Parameters
+    ----------
+    ids : LongTensor of shape (1,)
+        The sample of ``split`` the card was built for (as passed to :func:`decision_cards`).
+    methods, agreement_threshold, split, sanity, steps
+        As :func:`decision_cards`.
+    """
+    panel = trust_panel(run, ids, card.attributions, split=split, methods=methods, sanity=sanity, steps=steps)
+    return replace(card, trust=panel, position=0,
+                   flags=trust_flags(panel.to_frame(0), agreement_threshold=agreement_threshold))
+
+
+def _one_sample(sv: ModalityShapley, k: int) -> ModalityShapley:
+    """Sample ``k`` of ``sv`` as a one-sample :class:`ModalityShapley`."""
+    return ModalityShapley(
+        values=sv.values[k : k + 1], interactions=sv.interactions[k : k + 1], modalities=list(sv.modalities),
+        base_value=sv.base_value[k : k + 1], full_value=sv.full_value[k : k + 1],
+        coalition_values=sv.coalition_values[k : k + 1],
+        target=None if sv.target is None else sv.target[k : k + 1], background_size=sv.background_size,
+        game=sv.game, reference=dict(sv.reference))
+
+
 def _num(v: Any) -> float | None:
     v = float(v)
     return round(v, 4) if np.isfinite(v) else None
@@ -174,7 +214,7 @@ def _num(v: Any) -> float | None:
 def decision_cards(
     run: Run, ids: torch.Tensor, *, methods: Sequence[str] = AUDIT_METHODS,
     agreement_threshold: float = DEFAULT_AGREEMENT_THRESHOLD, split: str = "test", sanity: pd.DataFrame | None = None,
-    steps: int = 10,
+    steps: int = 10, trust: bool = True,
 ) -> list[DecisionCard]:
     """Build one :class:`DecisionCard` per sample index of ``split``.
 
@@ -191,6 +231,10 @@ def decision_cards(
         (:func:`~mmexplain.analysis.trust_flags` states every rule).
     steps : int, default=10
         Steps of the deletion curves (as :func:`~mmexplain.analysis.faithfulness_table`).
+    trust : bool, default=True
+        Build the trust panel and its flags. False leaves them out (``card.trust`` None, no
+        flags): the explorer shows a decision first and checks it next, the panel being
+        most of the cost.
     """
     data = run.splits[split]
     names = data.label_names or [str(i) for i in range(run.model.n_outputs)]
@@ -198,7 +242,7 @@ def decision_cards(
     out = predict(run.model, data.subset(ids)).softmax(1)
     pred = out.argmax(1)
     results = explain(run, ids, methods, split=split)
-    panel = trust_panel(run, ids, results, split=split, methods=methods, sanity=sanity, steps=steps)
+    panel = trust_panel(run, ids, results, split=split, methods=methods, sanity=sanity, steps=steps) if trust else None
     base = baselines_for(run, x_all)
     sv = modality_shapley(run.model, x_all, target=pred)
     sv_shares = sv.shares()
@@ -213,7 +257,7 @@ def decision_cards(
     tok = run.tokenizer
     cards = []
     for k, i in enumerate(ids.tolist()):
-        flags = trust_flags(panel.to_frame(k), agreement_threshold=agreement_threshold)
+        flags = trust_flags(panel.to_frame(k), agreement_threshold=agreement_threshold) if panel is not None else []
         texts, tokens, evidence, valid = {}, {}, {}, {}
         for spec in run.model.modality_specs:
             if spec.kind_info.integer_ids:
@@ -238,5 +282,6 @@ def decision_cards(
             removed={m: (names[int(p[k].argmax())], float(p[k].max())) for m, p in removed_probs.items()},
             flags=flags, tokens=tokens, evidence=evidence, valid_tokens=valid,
             modalities=list(run.model.modality_specs), reference=reference, trust=panel, position=k,
+            shapley=_one_sample(sv, k),
         ))
     return cards

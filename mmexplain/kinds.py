@@ -79,6 +79,10 @@ class ModalityKind:
         or evidence tokens (rank); None: not scored.
     patched : bool
         Units may be patches (``patch_size``) / windows (``audio_window``).
+    edit : {"text", "values", None}
+        How the explorer's what-if edits one sample beyond dropping it to its reference:
+        ``"text"`` (type new text, tokenized as the model's data was), ``"values"`` (set
+        one feature's value); None: drop / replace only.
     """
 
     name: str
@@ -92,6 +96,7 @@ class ModalityKind:
     corruption: str = "mask"
     evidence: str | None = None
     patched: bool = False
+    edit: str | None = None
 
     # -- shapes and units ---------------------------------------------------------------------
     def check_sample_shape(self, shape: tuple[int, ...], name: str = "inputs") -> None:
@@ -277,13 +282,13 @@ for _kind in (
         "tokens", (1,),
         {"pad": "every position the pad id, so the model's padding masks mark the text empty"},
         default_reference="pad", data_free_reference="pad", integer_ids=True,
-        corruption="token_dropout", evidence="tokens",
+        corruption="token_dropout", evidence="tokens", edit="text",
     ),
     ModalityKind(
         "tabular", (1,),
         {"mean": "each feature at its training mean", "median": "each feature at its training median",
          "zero": "all zeros"},
-        default_reference="mean", data_free_reference="zero", data_choices=("mean", "median"),
+        default_reference="mean", data_free_reference="zero", data_choices=("mean", "median"), edit="values",
     ),
     ModalityKind(
         "audio", (1, 2),

@@ -168,6 +168,10 @@ class Method:
         explanation never depends on the batch around it.
     rules_fail : callable, optional
         ``rules_fail(model) -> str | None``: why the method's rules do not hold for a model.
+    single_pass : bool
+        One forward and one backward pass per sample, no path, noise or perturbation
+        loop: cheap enough to recompute on every selection and edit in the explorer
+        (:func:`mmexplain.explore`), which computes the other methods on demand.
     """
 
     name: str
@@ -179,6 +183,7 @@ class Method:
     gradient_path: bool = False
     stochastic: bool = False
     rules_fail: Callable[[nn.Module], str | None] | None = None
+    single_pass: bool = False
     description: str = ""
 
     def why_not(self, model: nn.Module) -> str | None:
@@ -257,14 +262,14 @@ def _ig(f, xs, bs, target, ids, *, internal_batch_size, specs, n_steps, method, 
 
 
 @_register("saliency", "Saliency: absolute gradient of the target output", {}, baseline_relative=False,
-           signed=False)
+           signed=False, single_pass=True)
 def _saliency(f, xs, bs, target, ids, *, internal_batch_size, specs):
     from captum.attr import Saliency
 
     return Saliency(f).attribute(xs, target=target, additional_forward_args=ids, abs=True), None
 
 
-@_register("input_x_gradient", "Input × Gradient", {}, baseline_relative=False)
+@_register("input_x_gradient", "Input × Gradient", {}, baseline_relative=False, single_pass=True)
 def _ixg(f, xs, bs, target, ids, *, internal_batch_size, specs):
     from captum.attr import InputXGradient
 
@@ -272,7 +277,7 @@ def _ixg(f, xs, bs, target, ids, *, internal_batch_size, specs):
 
 
 @_register("deeplift", "DeepLift (Rescale rule; layers without a rule fall back to gradients)", {}, complete=True,
-           gradient_path=True, rules_fail=_recurrent_or_attention)
+           gradient_path=True, rules_fail=_recurrent_or_attention, single_pass=True)
 def _deeplift(f, xs, bs, target, ids, *, internal_batch_size, specs):
     from captum.attr import DeepLift
 

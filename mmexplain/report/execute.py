@@ -20,9 +20,10 @@ from typing import Any
 from ..exceptions import ConfigError, NotebookExecutionError, ReportError
 from ..locks import make_temp_dir, run_lock, swap_into_place
 from .inspection import NotebookParameter, escape_format, validate_parameters
-from .plotlyjs import page_plotlyjs, plotlyjs_src, write_plotlyjs
+from .plotlyjs import page_plotlyjs, plotlyjs_src, share_plotlyjs, write_plotlyjs
 from .provenance import collect_provenance, file_sha256, inputs_fingerprint, params_hash, utc_now
 from .records import (
+    EXPLORER_PAGE,
     FAILED_DIR,
     RESULTS_PARAMETER,
     RunRecord,
@@ -209,6 +210,20 @@ def _render_page(
     return document
 
 
+def _extra_pages(tmp_dir: Path, out_dir: Path, page_dir: Path, self_contained: bool) -> dict[str, Path]:
+    """Pages the notebook wrote beside its results (the static explorer): pointed at the
+    report folder's shared plotly.js unless ``self_contained``. Returns them by files key."""
+    page = tmp_dir / EXPLORER_PAGE
+    if not page.is_file():
+        return {}
+    if not self_contained:
+        document = page.read_text(encoding="utf-8")
+        if page_plotlyjs(document) == "inline":
+            write_plotlyjs(out_dir)
+            atomic_write_text(page, share_plotlyjs(document, plotlyjs_src(out_dir, page_dir)))
+    return {"explorer": page}
+
+
 def _restyle(old: RunRecord, out_dir: Path, self_contained: bool) -> RunRecord:
     """A current run's page, re-rendered from its notebook when it was written in the other
     plotly.js mode (embedded vs shared): switching ``self_contained`` never re-executes."""
@@ -273,6 +288,7 @@ def _write_report(
         # A failed attempt goes beside an ok report, which stays where it is.
         keep_old = error is not None and old is not None and old.ok
         dest = run_dir / FAILED_DIR if keep_old else run_dir
+        extra = _extra_pages(tmp_dir, out_dir, dest, self_contained)
         record = RunRecord(
             run_id=prep.run_id,
             notebook=prep.notebook_label,
@@ -294,7 +310,8 @@ def _write_report(
             error=error,
             params_hash=prep.params_hash,
             run_key=key,
-            files={k: dest / f"{prep.run_id}.{k}" for k in ("ipynb", "html", "json")},
+            files={**{k: dest / f"{prep.run_id}.{k}" for k in ("ipynb", "html", "json")},
+                   **{k: dest / p.name for k, p in extra.items()}},
             kept=dict(old.files) if keep_old and old is not None else {},
         )
         envelope = record.to_envelope()

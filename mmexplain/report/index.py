@@ -126,7 +126,7 @@ def index_entries(
                 },
                 "seconds": (rec.provenance or {}).get("seconds"),
                 "finished": (rec.provenance or {}).get("finished"),
-                "files": {k: _link(root, rec.files.get(k)) for k in ("html", "ipynb", "json")},
+                "files": {k: _link(root, rec.files.get(k)) for k in ("html", "ipynb", "json", "explorer")},
                 "kept": _link(root, rec.kept.get("html")),
             }
         )
@@ -182,6 +182,7 @@ def _render_html(rows: list[dict[str, Any]]) -> str:
                 a(files["html"], "html"),
                 a(files["ipynb"], "ipynb"),
                 a(files["json"], "json"),
+                a(files.get("explorer"), "explorer"),
             )
             if x
         )

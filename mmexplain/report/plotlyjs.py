@@ -17,7 +17,7 @@ from typing import Literal
 
 from .results import atomic_write_text
 
-__all__ = ["page_plotlyjs", "plotlyjs_name", "plotlyjs_src", "write_plotlyjs"]
+__all__ = ["page_plotlyjs", "plotlyjs_name", "plotlyjs_src", "share_plotlyjs", "write_plotlyjs"]
 
 
 def plotlyjs_name() -> str:
@@ -93,3 +93,37 @@ def page_plotlyjs(document: str) -> Literal["shared", "inline", "none"]:
         if f'data-mmexplain="plotlyjs-{mode}"' in head:
             return mode  # type: ignore[return-value]
     return "none"
+
+
+_INLINE_OPEN = 'data-mmexplain="plotlyjs-inline">'
+
+
+def share_plotlyjs(document: str, src: str) -> str:
+    """A page that embeds plotly.js (``data-mmexplain="plotlyjs-inline"``, e.g. the static
+    explorer, :mod:`mmexplain.explore.static`) rewritten to load the shared file at ``src``.
+
+    Parameters
+    ----------
+    document : str
+        The HTML of the page.
+    src : str
+        The relative URL of the shared file (:func:`plotlyjs_src`).
+
+    Returns
+    -------
+    str
+        The page with its inline plotly.js replaced by a ``<script src>``; unchanged when it
+        does not embed plotly.js.
+    """
+    import html
+
+    at = document.find(_INLINE_OPEN)
+    if at < 0:
+        return document
+    start = document.rfind("<script", 0, at)
+    end = document.find("</script>", at)
+    if start < 0 or end < 0:
+        return document
+    tag = (f'<script type="text/javascript" charset="utf-8" data-mmexplain="plotlyjs-shared" '
+           f'src="{html.escape(src)}"></script>')
+    return document[:start] + tag + document[end + len("</script>"):]

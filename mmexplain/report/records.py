@@ -30,6 +30,7 @@ from ..exceptions import ConfigError
 from .results import SCHEMA_VERSION, load_results, to_jsonable
 
 __all__ = [
+    "EXPLORER_PAGE",
     "FAILED_DIR",
     "RESULTS_PARAMETER",
     "RunRecord",
@@ -44,6 +45,10 @@ __all__ = [
 RESULTS_PARAMETER = "results_path"
 #: Sub-folder of a run folder holding a failed attempt that did not replace an ok report.
 FAILED_DIR = "failed"
+#: A notebook may write this page beside its report (into ``results_path``'s folder): the
+#: static explorer (:mod:`mmexplain.explore.static`); the runner shares its plotly.js and
+#: links it from the index as ``files["explorer"]``.
+EXPLORER_PAGE = "explorer.html"
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$")
 _MAX_ID = 120
@@ -146,7 +151,8 @@ class RunRecord:
     skipped : bool
         True when a complete earlier run was reused instead of running again.
     files : dict of str -> Path
-        ``"ipynb"``, ``"html"``, ``"json"`` for the files that exist.
+        ``"ipynb"``, ``"html"``, ``"json"`` for the files that exist, and ``"explorer"``
+        when the notebook wrote :data:`EXPLORER_PAGE`.
     kept : dict of str -> Path
         For a failed attempt written beside an earlier ok report: that report's files,
         which were left in place. Empty otherwise.

@@ -1,0 +1,346 @@
+"""The explorer widget: a thin ipywidgets layer over :class:`~mmexplain.explore.Explorer`.
+
+Every control calls one controller method and redraws from the :class:`DecisionView` it
+returns; nothing here computes an explanation. Figures are plotly ``FigureWidget``\\ s
+(anywidget), drawn by :mod:`mmexplain.viz` as the audit cards draw them.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import pandas as pd
+
+from ..exceptions import ConfigError
+from .views import Cancelled, DecisionView, Explorer, as_run
+
+__all__ = ["ExplorerWidget", "explore_widget"]
+
+_FIG_SIZE = {"width": 360, "height": 320, "margin": {"l": 30, "r": 10, "t": 40, "b": 30}}
+
+
+def _fw(fig: Any, **layout: Any) -> Any:
+    import plotly.graph_objects as go
+
+    fig.update_layout(**{**_FIG_SIZE, **layout})
+    return go.FigureWidget(fig.to_dict(), _validate=False)  # validated once already, by viz
+
+
+def _cls(widget: W.Widget, *names: str) -> W.Widget:
+    for n in names:
+        widget.add_class(n)
+    return widget
+
+
+class ExplorerWidget(W.VBox):
+    """Browse decisions, see their explanations, ask what-ifs, export a card.
+
+    Built by :func:`explore`. Every control has a stable ``description`` and CSS class
+    (for tests and for driving it from a browser):
+
+    ====================================== ==================================================
+    CSS class                              control
+    ====================================== ==================================================
+    ``mmx-explore``                        the whole widget
+    ``mmx-explore-filter-class``           Dropdown: class (true or predicted), or all
+    ``mmx-explore-filter-correct``         ToggleButtons: all / right / wrong
+    ``mmx-explore-filter-confidence``      FloatRangeSlider: predicted probability range
+    ``mmx-explore-filter-flagged``         Checkbox: only decisions the trust checks flagged
+    ``mmx-explore-sort``                   Dropdown: index / interaction / confidence order
+    ``mmx-explore-decision``               Select: the filtered decisions (value = index)
+    ``mmx-explore-prediction``             HTML: prediction, probability, truth, what-if
+    ``mmx-explore-opacity``                FloatSlider: heat-map opacity on images
+    ``mmx-explore-maps``                   Box: each method's map of each modality
+    ``mmx-explore-shapley``                FigureWidget box: modality Shapley shares
+    ``mmx-explore-interaction``            FigureWidget box: interaction matrix
+    ``mmx-explore-trust``                  HTML: trust panel and flags (checked in a thread after each update)
+    ``mmx-explore-drop-<modality>``        Button: set the modality to the model's reference
+    ``mmx-explore-replace-<modality>``     BoundedIntText: take the modality from decision i
+    ``mmx-explore-edit-<modality>``        Text (text kinds) / FloatText (values kinds)
+    ``mmx-explore-feature-<modality>``     Dropdown: which feature a values edit sets
+    ``mmx-explore-apply-<modality>``       Button: apply the edit (or, with no text typed, the replace)
+    ``mmx-explore-reset``                  Button: undo every edit
+    ``mmx-explore-method``                 Dropdown: a slower method, computed on demand
+    ``mmx-explore-compute``                Button: compute it (in a thread)
+    ``mmx-explore-cancel``                 Button: cancel it (the result is discarded)
+    ``mmx-explore-status``                 HTML: what is running / how long the update took
+    ``mmx-explore-export-path``            Text: where to write the card (without suffix)
+    ``mmx-explore-export``                 Button: write ``<path>.html`` and ``<path>.json``
+    ====================================== ==================================================
+
+    Attributes
+    ----------
+    explorer : Explorer
+        The controller; ``widget.explorer.current`` is the view shown.
+    """
+
+    def __init__(self, explorer: Explorer, *, export_path: str = "explorer-card") -> None:
+        self.explorer = explorer
+        ex = explorer
+        self._thread: threading.Thread | None = None
+        self._checker: threading.Thread | None = None
+        self._cancel: threading.Event | None = None
+        self._busy = False
+        # -- browse
+        self.filter_class = _cls(W.Dropdown(options=[("all classes", None)] + [(c, c) for c in ex.labels],
+                                            description="Class"), "mmx-explore-filter-class")
+        self.filter_correct = _cls(W.ToggleButtons(options=[("all", None), ("right", True), ("wrong", False)],
+                                                   description="Decisions"), "mmx-explore-filter-correct")
+        self.filter_confidence = _cls(W.FloatRangeSlider(value=(0.0, 1.0), min=0.0, max=1.0, step=0.05,
+                                                         description="Confidence"), "mmx-explore-filter-confidence")
+        self.filter_flagged = _cls(W.Checkbox(value=False, description="Flagged only"), "mmx-explore-filter-flagged")
+        self.sort = _cls(W.Dropdown(options=[("index", "index"), ("highest interaction", "interaction"),
+                                             ("most confident", "confidence"),
+                                             ("least confident", "least_confidence")], description="Sort"),
+                         "mmx-explore-sort")
+        self.decision = _cls(W.Select(options=[], rows=10, description="Decision",
+                                      layout=W.Layout(width="420px")), "mmx-explore-decision")
+        # -- show
+        self.prediction = _cls(W.HTML(), "mmx-explore-prediction")
+        self.opacity = _cls(W.FloatSlider(value=0.7, min=0.0, max=1.0, step=0.05, description="Opacity"),
+                            "mmx-explore-opacity")
+        self.maps = _cls(W.VBox(), "mmx-explore-maps")
+        self.shapley = _cls(W.Box(), "mmx-explore-shapley")
+        self.interaction = _cls(W.Box(), "mmx-explore-interaction")
+        self.trust = _cls(W.HTML(), "mmx-explore-trust")
+        self.status = _cls(W.HTML(), "mmx-explore-status")
+        # -- what-if, per modality as its kind allows
+        self.drop: dict[str, W.Button] = {}
+        self.replace: dict[str, W.BoundedIntText] = {}
+        self.edit: dict[str, W.Widget] = {}
+        self.feature: dict[str, W.Dropdown] = {}
+        self.apply: dict[str, W.Button] = {}
+        rows = []
+        n = len(ex.data) - 1
+        for m in ex.run.model.modalities:
+            self.drop[m] = _cls(W.Button(description=f"drop {m}", tooltip=f"set {m} to the model's reference"),
+                                f"mmx-explore-drop-{m}")
+            self.replace[m] = _cls(W.BoundedIntText(value=0, min=0, max=n, description=f"{m} from",
+                                                    layout=W.Layout(width="180px")), f"mmx-explore-replace-{m}")
+            kind = ex.edit_kind(m)
+            parts: list[W.Widget] = [self.drop[m], self.replace[m]]
+            if kind == "text":
+                self.edit[m] = _cls(W.Text(description=f"{m} text", layout=W.Layout(width="420px"),
+                                           continuous_update=False), f"mmx-explore-edit-{m}")
+                parts.append(self.edit[m])
+            elif kind == "values":
+                names = ex.feature_names(m)
+                self.feature[m] = _cls(W.Dropdown(options=[(s, j) for j, s in enumerate(names)],
+                                                  description="feature"), f"mmx-explore-feature-{m}")
+                self.edit[m] = _cls(W.FloatText(description="value"), f"mmx-explore-edit-{m}")
+                parts += [self.feature[m], self.edit[m]]
+            self.apply[m] = _cls(W.Button(description=f"apply {m}"), f"mmx-explore-apply-{m}")
+            parts.append(self.apply[m])
+            self.drop[m].on_click(lambda _b, m=m: self._act(lambda: ex.drop(m)))
+            self.apply[m].on_click(lambda _b, m=m: self._apply(m))
+            rows.append(W.HBox(parts))
+        self.reset = _cls(W.Button(description="reset edits"), "mmx-explore-reset")
+        self.reset.on_click(lambda _b: self._act(ex.reset))
+        # -- slower methods, on demand
+        self.method = _cls(W.Dropdown(options=ex.on_demand, description="Method"), "mmx-explore-method")
+        self.compute = _cls(W.Button(description="compute", button_style="info"), "mmx-explore-compute")
+        self.cancel = _cls(W.Button(description="cancel", disabled=True), "mmx-explore-cancel")
+        self.compute.on_click(lambda _b: self.start_compute(self.method.value))
+        self.cancel.on_click(lambda _b: self.cancel_compute())
+        # -- export
+        self.export_path = _cls(W.Text(value=export_path, description="Card path"), "mmx-explore-export-path")
+        self.export = _cls(W.Button(description="export card"), "mmx-explore-export")
+        self.export_out = W.HTML()
+        self.export.on_click(lambda _b: self._export())
+
+        for w in (self.filter_class, self.filter_correct, self.filter_confidence, self.filter_flagged, self.sort):
+            w.observe(lambda _c: self.refilter(), names="value")
+        self.decision.observe(self._on_decision, names="value")
+        self.opacity.observe(lambda _c: self._set_opacity(), names="value")
+
+        browse = W.VBox([self.filter_class, self.filter_correct, self.filter_confidence, self.filter_flagged,
+                         self.sort, self.decision])
+        show = W.VBox([self.prediction, self.opacity, self.maps, W.HBox([self.shapley, self.interaction]),
+                       self.trust])
+        what_if = W.VBox([W.HTML("<b>What if</b> (absent = the model's reference)"), *rows, self.reset])
+        slow = W.HBox([self.method, self.compute, self.cancel])
+        export = W.HBox([self.export_path, self.export, self.export_out])
+        super().__init__([W.HBox([browse, W.VBox([self.status, what_if, slow, export])]), show])
+        self.add_class("mmx-explore")
+        self.refilter()
+        self.show(ex.current)
+
+    # -- reactions -----------------------------------------------------------------------------
+    def refilter(self) -> pd.DataFrame:
+        """Apply the filter controls to the decision list; keep the selection when it passes."""
+        lo, hi = self.filter_confidence.value
+        rows = self.explorer.filter(label=self.filter_class.value, correct=self.filter_correct.value,
+                                    min_confidence=lo, max_confidence=hi,
+                                    flagged=True if self.filter_flagged.value else None, sort=self.sort.value)
+        current = self.decision.value
+        self.decision.options = [
+            (f"{r.index}: {r.predicted} ({r.probability:.2f}) true {r.true}{' ⚑' if r.flagged else ''}", int(r.index))
+            for r in rows.itertuples()]
+        if current in set(rows["index"]):
+            self.decision.value = current
+        return rows
+
+    def _on_decision(self, change: dict) -> None:
+        if change["new"] is not None:
+            self._act(lambda: self.explorer.select(int(change["new"])))
+
+    def _apply(self, m: str) -> None:
+        ex = self.explorer
+        if m in self.feature:
+            self._act(lambda: ex.edit(m, {int(self.feature[m].value): float(self.edit[m].value)}))
+        elif m in self.edit and self.edit[m].value.strip():
+            self._act(lambda: ex.edit(m, self.edit[m].value))
+        else:
+            self._act(lambda: ex.replace(m, int(self.replace[m].value)))
+
+    def _act(self, fn: Any) -> DecisionView | None:
+        t0 = time.perf_counter()
+        try:
+            view = fn()
+        except ConfigError as err:
+            self.status.value = f"<span style='color:#b00'>{html.escape(str(err))}</span>"
+            return None
+        self.show(view)
+        self.status.value = f"updated in {1000 * (time.perf_counter() - t0):.0f} ms"
+        self.start_check()
+        return view
+
+    def start_check(self) -> threading.Thread | None:
+        """Build the current view's trust panel in a thread and show it when done (None when
+        the view has it already)."""
+        if self.explorer.current.checked:
+            return None
+
+        def work() -> None:
+            try:
+                view = self.explorer.check()
+            except Exception as err:  # shown, never lost in a thread
+                self.trust.value = f"<span style='color:#b00'>{html.escape(f'{type(err).__name__}: {err}')}</span>"
+                return
+            if view is self.explorer.current:
+                self._show_trust(view)
+
+        self._checker = threading.Thread(target=work, name="mmx-explore-check", daemon=True)
+        self._checker.start()
+        return self._checker
+
+    def start_compute(self, method: str) -> threading.Thread:
+        """Compute ``method`` for the current view in a thread; :meth:`cancel_compute` stops waiting."""
+        self._cancel = threading.Event()
+        cancel = self._cancel
+        self.compute.disabled, self.cancel.disabled = True, False
+        self.status.value = f"computing {html.escape(method)} … (cancel discards it)"
+
+        def work() -> None:
+            t0 = time.perf_counter()
+            try:
+                view = self.explorer.compute(method, cancel=cancel)
+            except Cancelled:
+                return
+            except Exception as err:  # shown, never lost in a thread
+                self.status.value = f"<span style='color:#b00'>{html.escape(f'{type(err).__name__}: {err}')}</span>"
+            else:
+                if view is self.explorer.current:  # not if another decision was chosen meanwhile
+                    self.show(view)
+                self.status.value = f"{html.escape(method)} computed in {time.perf_counter() - t0:.1f} s"
+            finally:
+                self.compute.disabled, self.cancel.disabled = False, True
+
+        self._thread = threading.Thread(target=work, name="mmx-explore-compute", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the background work (trust check, on-demand method) to finish."""
+        for t in (self._checker, self._thread):
+            if t is not None:
+                t.join(timeout)
+
+    def cancel_compute(self) -> None:
+        """Discard the running on-demand computation (it finishes in the background)."""
+        if self._cancel is not None:
+            self._cancel.set()
+        self.compute.disabled, self.cancel.disabled = False, True
+        self.status.value = "cancelled"
+
+    def _export(self) -> None:
+        try:
+            html_path, json_path = self.explorer.export(Path(self.export_path.value))
+        except (OSError, ConfigError) as err:
+            self.export_out.value = f"<span style='color:#b00'>{html.escape(str(err))}</span>"
+            return
+        self.export_out.value = f"wrote {html.escape(str(html_path))} and {html.escape(str(json_path))}"
+
+    def _set_opacity(self) -> None:
+        for box in self.maps.children:
+            for fw in getattr(box, "children", ()):
+                for tr in getattr(fw, "data", ()):
+                    if tr.name == "attribution" and tr.type == "heatmap":
+                        tr.opacity = self.opacity.value
+
+    # -- drawing -------------------------------------------------------------------------------
+    def show(self, view: DecisionView) -> None:
+        """Draw ``view``: prediction, each method's maps side by side, Shapley, interactions, trust."""
+        e = html.escape
+        verdict = "right" if view.correct else "wrong"
+        texts = "".join(f"<br><b>{e(m)}</b>: {e(t)}" for m, t in view.card.texts.items())
+        what_if = ("<br><b>What-if</b>: " + "; ".join(f"{e(m)} {e(w)}" for m, w in view.what_if.items())
+                   if view.what_if else "")
+        without = "; ".join(f"without {e(m)}: {e(lab)} ({p:.2f})" for m, (lab, p) in view.removed.items())
+        self.prediction.value = (
+            f"<div><b>Decision {view.index}</b>: predicted <b class='mmx-predicted'>{e(view.predicted)}</b> "
+            f"({view.probability:.3f}), true {e(view.true)} — {verdict}{what_if}{texts}<br><small>{without}"
+            "</small></div>")
+        figs = {method: view.method_figures(method) for method in view.methods}
+        self.maps.children = [W.HBox([_fw(figs[method][m]) for method in view.methods]) for m in view.modalities]
+        self._set_opacity()
+        self.shapley.children = [_fw(view.shapley_figure())]
+        self.interaction.children = [_fw(view.interaction_figure())]
+        self._show_trust(view)
+        self.method.options = view.on_demand
+
+    def _show_trust(self, view: DecisionView) -> None:
+        if not view.checked:
+            self.trust.value = "<p><i>checking how far to trust these explanations …</i></p>"
+            return
+        flags = "".join(f"<li>{html.escape(f)}</li>" for f in view.flags)
+        self.trust.value = (f"{view.card.trust_html()}<p>Flags: {'<ul>' + flags + '</ul>' if flags else 'none'}</p>")
+
+
+def explore_widget(run_or_model: Any, data: Any = None, *, ids: Sequence[int] | None = None,
+            methods: Sequence[str] | None = None, split: str = "test", sanity: pd.DataFrame | None = None,
+            export_path: str = "explorer-card") -> ExplorerWidget:
+    """Open the explorer on a run's decisions (JupyterLab 4: ipywidgets 8 + anywidget).
+
+    Parameters
+    ----------
+    run_or_model : Run, str, PathLike or model
+        A trained run, a saved run's folder, or a model with ``modality_specs`` (then
+        ``data`` is required); see :func:`~mmexplain.explore.as_run`.
+    data : MultimodalDataset, optional
+        The decisions to browse; default the run's test split.
+    ids : sequence of int, optional
+        Positions of the decisions to list; default :data:`~mmexplain.explore.DEFAULT_POOL`
+        seeded ones.
+    methods : sequence of str, optional
+        Methods run on every selection and edit; default the ``single_pass`` ones
+        (:func:`~mmexplain.explore.interactive_methods`); the rest on demand.
+    split : str, default="test"
+    sanity : pandas.DataFrame, optional
+        A :func:`~mmexplain.analysis.sanity_table` for the trust panel.
+    export_path : str, default="explorer-card"
+        Default path of exported cards (``.html`` and ``.json`` are added).
+
+    Returns
+    -------
+    ExplorerWidget
+        Display it (it is the notebook cell's value); ``.explorer`` is the controller.
+    """
+    return ExplorerWidget(Explorer(as_run(run_or_model, data), ids=ids, methods=methods, split=split,
+                                   sanity=sanity, defer_trust=True), export_path=export_path)
