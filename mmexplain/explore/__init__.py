@@ -60,10 +60,11 @@ def explore(run_or_model: Any, data: Any = None, *, ids: Sequence[int] | None = 
     ConfigError
         A bad argument, named.
     """
-    from .widget import explore_widget
+    from .widget import ExplorerWidget  # ipywidgets / anywidget only when a widget is made
 
-    return explore_widget(run_or_model, data, ids=ids, methods=methods, split=split, sanity=sanity,
-                          export_path=export_path)
+    # the view comes first, its trust panel follows in the widget's thread
+    return ExplorerWidget(Explorer(as_run(run_or_model, data), ids=ids, methods=methods, split=split,
+                                   sanity=sanity, defer_trust=True), export_path=export_path)
 
 
 def __getattr__(name: str) -> Any:

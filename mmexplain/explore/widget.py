@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,9 @@ import ipywidgets as W
 import pandas as pd
 
 from ..exceptions import ConfigError
-from .views import Cancelled, DecisionView, Explorer, as_run
+from .views import Cancelled, DecisionView, Explorer
 
-__all__ = ["ExplorerWidget", "explore_widget"]
+__all__ = ["ExplorerWidget"]
 
 _FIG_SIZE = {"width": 360, "height": 320, "margin": {"l": 30, "r": 10, "t": 40, "b": 30}}
 
@@ -312,35 +311,3 @@ class ExplorerWidget(W.VBox):
         flags = "".join(f"<li>{html.escape(f)}</li>" for f in view.flags)
         self.trust.value = (f"{view.card.trust_html()}<p>Flags: {'<ul>' + flags + '</ul>' if flags else 'none'}</p>")
 
-
-def explore_widget(run_or_model: Any, data: Any = None, *, ids: Sequence[int] | None = None,
-            methods: Sequence[str] | None = None, split: str = "test", sanity: pd.DataFrame | None = None,
-            export_path: str = "explorer-card") -> ExplorerWidget:
-    """Open the explorer on a run's decisions (JupyterLab 4: ipywidgets 8 + anywidget).
-
-    Parameters
-    ----------
-    run_or_model : Run, str, PathLike or model
-        A trained run, a saved run's folder, or a model with ``modality_specs`` (then
-        ``data`` is required); see :func:`~mmexplain.explore.as_run`.
-    data : MultimodalDataset, optional
-        The decisions to browse; default the run's test split.
-    ids : sequence of int, optional
-        Positions of the decisions to list; default :data:`~mmexplain.explore.DEFAULT_POOL`
-        seeded ones.
-    methods : sequence of str, optional
-        Methods run on every selection and edit; default the ``single_pass`` ones
-        (:func:`~mmexplain.explore.interactive_methods`); the rest on demand.
-    split : str, default="test"
-    sanity : pandas.DataFrame, optional
-        A :func:`~mmexplain.analysis.sanity_table` for the trust panel.
-    export_path : str, default="explorer-card"
-        Default path of exported cards (``.html`` and ``.json`` are added).
-
-    Returns
-    -------
-    ExplorerWidget
-        Display it (it is the notebook cell's value); ``.explorer`` is the controller.
-    """
-    return ExplorerWidget(Explorer(as_run(run_or_model, data), ids=ids, methods=methods, split=split,
-                                   sanity=sanity, defer_trust=True), export_path=export_path)
