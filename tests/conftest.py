@@ -24,6 +24,17 @@ def easy_vqa_small():
     return load_easy_vqa(limit=2000, seed=0)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny models (restored after): two intra-op threads on
+    a shared 2-core machine slow them several-fold, and Ray workers use one, which audit rows
+    must match bit for bit. Use with ``pytest.mark.usefixtures("one_torch_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def trained_synthetic():
     """Models trained on planted data, keyed by (mode, fusion); trained on first use."""

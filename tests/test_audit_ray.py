@@ -7,24 +7,15 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from mmexplain.auditing import AUDIT_ENGINES, audit_run, make_engine
 from mmexplain.cli import main
 from mmexplain.exceptions import ConfigError
 from mmexplain.training import train_run
 
-pytestmark = pytest.mark.slow
+# one torch thread, as in every Ray worker: rows are then bit-identical
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 KW = {"limit": 18, "batch_size": 5, "methods": ["ig", "saliency"], "steps": 4}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread here, as in every Ray worker: rows are then bit-identical."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

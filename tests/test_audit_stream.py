@@ -24,17 +24,10 @@ from mmexplain.cli import main
 from mmexplain.exceptions import ConfigError
 from mmexplain.training import load_run, predict, train_run
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["saliency", "input_x_gradient"]  # cheap gradient methods for the streaming tests
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster than two (20x on a busy 2-core machine); restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from mmexplain import analysis as A
 from mmexplain import modality_shapley, viz
 from mmexplain.exceptions import ConfigError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
+
 # XOR of the image's and the text's planted sign: no single modality predicts the label.
 # 1,000 samples, 8 epochs at lr 3e-3 teach the tensor fusion XOR (test accuracy ~0.97) in
 # a few seconds; late fusion, additive in the logits, cannot learn it at all (~0.5 after
@@ -25,16 +27,6 @@ OPTIONS = {"limit": 1000, "lr": 3e-3}
 EPOCHS = {"late": 2, "tensor": 8}
 # IG without step refinement keeps the file fast; the compared numbers do not depend on it.
 IG = {"n_steps": 16, "tolerance": 0}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny models on a shared two-core machine: two intra-op threads oversubscribe the cores
-    # and made this module ~5x slower (training 60-90 s instead of 9-10 s per model).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
