@@ -189,3 +189,27 @@ def test_result_frame_and_save_load_round_trip(tmp_path) -> None:
     frame = res.to_frame()
     assert list(frame.columns) == ["index", "label", "model", "projection"] and len(frame) == 6
     assert frame["model"].tolist() == res.model_logits.argmax(1).tolist()
+
+
+@pytest.mark.parametrize("fusion", ["attention", "tensor"])
+def test_factorised_equals_full_forward_on_builtin_models(fusion: str) -> None:
+    """A built-in model's encoders run once per sample, the fusion over the n² pairs; the
+    projection is the one the full forward gives."""
+    from mmexplain.data import load_dataset
+    from mmexplain.models import ModelConfig, build_model
+
+    splits, tok = load_dataset("synthetic:additive", limit=64, seed=0, modalities=["image", "text", "tabular"])
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_name(fusion), splits.train, tok).eval()
+    x, y = splits.test.inputs(range(7)), splits.test.target(range(7))
+    encoded_rows: list[int] = []
+    handle = model.encoders["image"].register_forward_hook(lambda mod, inp, out: encoded_rows.append(inp[0].shape[0]))
+    fast = emap(model, x, target=y)  # auto: factorised
+    assert encoded_rows == [7]
+    encoded_rows.clear()
+    full = emap(model, x, target=y, factorised=False)
+    assert sum(encoded_rows) == 3 * 7 * 7  # M = 3: M·n² rows
+    handle.remove()
+    torch.testing.assert_close(fast.projected_logits, full.projected_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast.model_logits, full.model_logits, atol=1e-5, rtol=1e-5)
+    assert fast.projection_metric == full.projection_metric

@@ -27,7 +27,7 @@ from sklearn.metrics import accuracy_score, f1_score, mean_squared_error
 
 from ..exceptions import ConfigError
 from ..validation import batch_size, check_choice, check_inputs, check_positive_int
-from .shapley import _forward_gather
+from .shapley import _gather_outputs
 
 __all__ = ["EMAP_METRICS", "EMAPResult", "emap"]
 
@@ -124,6 +124,7 @@ def emap(
     max_samples: int = 256,
     seed: int = 0,
     max_batch_size: int | None = None,
+    factorised: bool | None = None,
 ) -> EMAPResult:
     """Project a multimodal model onto additive functions and score both.
 
@@ -131,7 +132,8 @@ def emap(
 
         f̂(x_i) = mean_j f(x1_i, x2_j) + mean_j f(x1_j, x2_i) - mean_{j,k} f(x1_j, x2_k)
 
-    computed from all n² cross pairs in batched no-grad forward passes. For M > 2
+    computed from all n² cross pairs in batched no-grad forward passes (fusion only, for a
+    factorised model). For M > 2
     modalities we use our own generalisation (not from the paper)::
 
         f̂(x_i) = sum_m mean_j f(x_m^i, x_{-m}^j) - (M - 1) * mean f
@@ -164,6 +166,12 @@ def emap(
     max_batch_size : int, optional
         Most rows per forward pass; default as in
         :func:`~mmexplain.attribution.shapley.modality_shapley`.
+    factorised : bool, optional
+        Run the model's per-modality encoders once per sample (n rows per modality) and
+        only its fusion over the n² cross pairs, as
+        :func:`~mmexplain.attribution.shapley.modality_shapley` does; exact, and what makes
+        EMAP affordable when an encoder is a transformer. Default: when the model declares
+        ``modality_factorised = True`` (built-in models do).
 
     Returns
     -------
@@ -203,7 +211,7 @@ def emap(
     index = {
         name: torch.cat([own if b == g else other for g in grids_for]) for b, name in enumerate(names)
     }
-    out = _forward_gather(model, sources, index, max_batch_size=max_batch_size)
+    out = _gather_outputs(model, sources, index, max_batch_size=max_batch_size, factorised=factorised)
     n_out = out.shape[1]
     grids = out.reshape(len(grids_for), n, n, n_out)
     if m == 2:

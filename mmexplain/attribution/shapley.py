@@ -46,6 +46,7 @@ import pandas as pd
 import torch
 
 from ..exceptions import AttributionError, ConfigError
+from ..factorised import use_factorised
 from ..reference import resolve_baselines
 from ..validation import batch_size, check_choice, check_inputs, check_positive_int, check_target
 
@@ -182,12 +183,7 @@ def _forward_gather_factorised(
 ) -> torch.Tensor:
     """Like :func:`_forward_gather`, with ``model.encode`` run once over the distinct rows of
     ``sources`` and only ``model.fuse`` over the gathered coalition rows."""
-    for attr in ("encode", "fuse"):
-        if not callable(getattr(model, attr, None)):
-            raise AttributionError(
-                f"factorised=True needs model.{attr}(...); {type(model).__name__} has none. "
-                "Pass factorised=False to evaluate model(**inputs) on every coalition."
-            )
+    use_factorised(model, True)
     rows = next(iter(sources.values())).shape[0]
     chunk = _rows_per_chunk(sources, max_batch_size)
     parts: list[dict[str, torch.Tensor]] = []
@@ -206,6 +202,23 @@ def _forward_gather_factorised(
         return model.fuse(feats)
 
     return _forward_gather(fuse, features, index, max_batch_size=max_batch_size)
+
+
+def _gather_outputs(
+    model: Any,
+    sources: Mapping[str, torch.Tensor],
+    index: Mapping[str, torch.Tensor],
+    *,
+    max_batch_size: int | None,
+    factorised: bool | None,
+) -> torch.Tensor:
+    """The model on rows mixed from ``sources`` (:func:`_forward_gather`); with
+    ``factorised`` (default: ``model.modality_factorised``) its encoders run once per
+    source row and only its fusion over the mixed rows (:func:`_forward_gather_factorised`).
+    Every explainer that mixes modalities across samples (coalitions, EMAP's cross pairs)
+    goes through here."""
+    gather = _forward_gather_factorised if use_factorised(model, factorised) else _forward_gather
+    return gather(model, sources, index, max_batch_size=max_batch_size)
 
 
 def _select_target(values: torch.Tensor, target: torch.Tensor | None, name: str = "target") -> torch.Tensor:
@@ -737,12 +750,7 @@ def modality_shapley(
     sources = {name: torch.cat([inputs[name], fill[name]], dim=0).detach() for name in names}
     index, n_empty = _coalition_index(names, n, k, per_sample, device)
 
-    if factorised is None:
-        factorised = bool(getattr(model, "modality_factorised", False))
-    if factorised:
-        out = _forward_gather_factorised(model, sources, index, max_batch_size=max_batch_size)
-    else:
-        out = _forward_gather(model, sources, index, max_batch_size=max_batch_size)
+    out = _gather_outputs(model, sources, index, max_batch_size=max_batch_size, factorised=factorised)
     n_out = out.shape[1]
     n_coal = 1 << m
 

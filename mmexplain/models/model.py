@@ -129,8 +129,8 @@ class MultimodalModel(nn.Module):
         With ``embedding_layer`` filled in for token modalities, ready for attribution.
     modality_factorised : bool
         True: ``forward`` is ``fuse(encode(inputs))`` with each modality encoded on its
-        own, so :func:`~mmexplain.attribution.modality_shapley` may encode once and fuse
-        per coalition.
+        own, so explainers that mix rows (modality Shapley values, EMAP, deletion curves)
+        may encode once and fuse per mixed row (:mod:`mmexplain.factorised`).
     reference : Reference
         What "absent" means for each modality (every explainer's default baseline). Fitted
         from training data by :func:`build_model`; saved in the checkpoint (buffers).
@@ -191,9 +191,10 @@ class MultimodalModel(nn.Module):
         return [s.name for s in self.modality_specs]
 
     def encode(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-modality features: (N, D), or (N, L, D) for sequence-consuming fusions."""
+        """Per-modality features of the modalities in ``inputs`` (all, or any subset; each
+        encoded on its own): (N, D), or (N, L, D) for sequence-consuming fusions."""
         seq = self.fusion.needs_sequences
-        return {m: self.encoders[m](inputs[m], sequence=seq) for m in self.modalities}
+        return {m: self.encoders[m](inputs[m], sequence=seq) for m in self.modalities if m in inputs}
 
     def fuse(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Outputs from per-modality features (what :meth:`encode` returns)."""
