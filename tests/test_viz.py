@@ -40,6 +40,33 @@ def test_setup_notebook_sets_renderer(monkeypatch):
     assert pio.renderers.default == "notebook"
 
 
+def test_setup_notebook_skips_only_jsonschemas_iri_parser():
+    """In a fresh kernel-like process the notebooks' setup imports jsonschema (through
+    plotly's renderers and nbformat) without building rfc3987_syntax's parser; notebooks
+    still validate, and the package stays importable."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mmexplain import viz\n"
+        "viz.setup_notebook()\n"
+        "import plotly.io as pio; pio.renderers['notebook']\n"
+        "assert 'jsonschema' in sys.modules and 'rfc3987_syntax' not in sys.modules, sorted(sys.modules)[:5]\n"
+        "import nbformat\n"
+        "nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')]))\n"
+        "try:\n"
+        "    nbformat.validate({'nbformat': 4})\n"
+        "except nbformat.ValidationError:\n"
+        "    print('invalid caught')\n"
+        "import rfc3987_syntax\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["invalid", "caught", "ok"]
+
+
 def test_image_attribution_overlay_is_channel_sum():
     g = torch.Generator().manual_seed(0)
     image = torch.rand(3, 8, 10, generator=g)

@@ -12,7 +12,7 @@ from .fusion_levels import (
 )
 from .methods import METHODS, EmbeddingInputModel, attribute, model_output, resolve_specs
 from .result import AttributionResult
-from .shap_methods import JointMasker, joint_clustering  # registers shap_partition, shap_gradient
+from .shap_methods import joint_clustering  # registers shap_partition, shap_gradient
 from .shapley import ModalityShapley, modality_shapley, share_by_group
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "AttributionResult",
     "EMAPResult",
     "EmbeddingInputModel",
-    "JointMasker",
     "ModalityShapley",
     "attention_flow",
     "attribute",
@@ -38,3 +37,12 @@ __all__ = [
     "resolve_specs",
     "share_by_group",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # JointMasker subclasses SHAP's Masker: importing it imports SHAP, so only on first access
+    if name == "JointMasker":
+        from ._shap_masker import JointMasker
+
+        return JointMasker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import accuracy_score, f1_score, mean_squared_error
 
 from ..exceptions import ConfigError
 from ..validation import batch_size, check_choice, check_inputs, check_positive_int
@@ -106,6 +105,12 @@ class EMAPResult:
 
 
 def _score(metric: str, outputs: torch.Tensor, labels: torch.Tensor) -> float:
+    from sklearn.metrics import (  # ~1 s to import: on use
+        accuracy_score,
+        f1_score,
+        mean_squared_error,
+    )
+
     y = labels.cpu().numpy()
     if metric == "mse":
         return float(mean_squared_error(y.astype(np.float64), outputs.numpy()))

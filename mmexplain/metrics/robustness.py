@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import accuracy_score, f1_score, mean_squared_error
 
 from ..exceptions import ConfigError
 from ..kinds import KINDS, ModalityKind
@@ -82,6 +81,12 @@ def score_outputs(outputs: torch.Tensor, labels: Any, *, metric: str = "accuracy
         raise ValueError(
             f"labels has {y.shape[0]} entries but the model returned {out.shape[0]} outputs."
         )
+    from sklearn.metrics import (  # ~1 s to import: on use
+        accuracy_score,
+        f1_score,
+        mean_squared_error,
+    )
+
     scalar = out.dim() == 1 or (out.dim() == 2 and out.shape[1] == 1)
     if metric == "mse":
         if not scalar:

@@ -266,6 +266,9 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def main_report(args: argparse.Namespace) -> int:
     """Run the ``report`` command for parsed ``args``; return the exit code (0, 1 or 2)."""
+    from .._imports import import_jsonschema_without_iri_parser
+
+    import_jsonschema_without_iri_parser()  # before papermill imports nbformat
     from .batch import run_batch
 
     try:

@@ -6,15 +6,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import (
-    accuracy_score,
-    classification_report,
-    confusion_matrix,
-    mean_absolute_error,
-    mean_squared_error,
-    precision_recall_fscore_support,
-    r2_score,
-)
 
 
 def classification_metrics(
@@ -35,6 +26,14 @@ def classification_metrics(
         ``accuracy``, ``macro_precision``, ``macro_recall``, ``macro_f1`` (floats in [0, 1]),
         ``confusion_matrix`` (C x C list, rows = true class), ``label_names``, ``per_class``.
     """
+    # scikit-learn costs ~1 s to import; notebooks that only read saved metrics never do
+    from sklearn.metrics import (
+        accuracy_score,
+        classification_report,
+        confusion_matrix,
+        precision_recall_fscore_support,
+    )
+
     y_true = np.asarray(torch.as_tensor(y_true).cpu())
     y_pred = np.asarray(torch.as_tensor(y_pred).cpu())
     n_classes = len(label_names) if label_names else int(max(y_true.max(), y_pred.max())) + 1
@@ -58,6 +57,8 @@ def classification_metrics(
 
 def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, Any]:
     """MSE, MAE and R² of predictions (N,) against targets (N,)."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
     y_true = np.asarray(torch.as_tensor(y_true).cpu(), dtype=float).reshape(-1)
     y_pred = np.asarray(torch.as_tensor(y_pred).cpu(), dtype=float).reshape(-1)
     return {

@@ -13,7 +13,6 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from tqdm import tqdm
 
@@ -249,6 +248,8 @@ def _loss_fn(data: MultimodalDataset, n_outputs: int, use_weights: bool, device:
         return nn.MSELoss()
     if not use_weights:
         return nn.CrossEntropyLoss()
+    from sklearn.utils.class_weight import compute_class_weight  # ~1 s to import: on use
+
     y = data.targets.numpy()
     present = np.unique(y)
     w = np.ones(n_outputs, dtype=np.float32)

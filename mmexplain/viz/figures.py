@@ -142,6 +142,9 @@ def setup_notebook() -> str:
     str
         The renderer name, ``"notebook"``.
     """
+    from .._imports import import_jsonschema_without_iri_parser
+
+    import_jsonschema_without_iri_parser()  # plotly's renderers import nbformat, which imports it
     pio.renderers.default = NOTEBOOK_RENDERER
     return NOTEBOOK_RENDERER
 
