@@ -36,17 +36,23 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def trained_synthetic():
-    """Models trained on planted data, keyed by (mode, fusion); trained on first use."""
-    from mmexplain.training import train_run
+def trained_synthetic(tmp_path_factory):
+    """Models trained on planted data, keyed by (mode, fusion, options); trained on first use
+    into a folder all pytest-xdist workers share, so a model that tests in several files use
+    is trained once per session (``load_or_train``'s lock: one worker trains, the others
+    wait and load it)."""
+    from mmexplain.training import load_or_train
 
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "trained-synthetic"
     cache: dict = {}
 
     def get(mode: str, fusion: str, **kw):
         key = (mode, fusion, repr(sorted(kw.items())))
         if key not in cache:
             opts = dict(kw)
-            cache[key] = train_run(f"synthetic:{mode}", fusion, epochs=opts.pop("epochs", 15), progress=False, **opts)
+            cache[key] = load_or_train(shared, dataset=f"synthetic:{mode}", fusion=fusion,
+                                       epochs=opts.pop("epochs", 15), progress=False, **opts)
         return cache[key]
 
     return get
