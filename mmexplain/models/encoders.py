@@ -60,8 +60,9 @@ class ImageCNN(nn.Module):
         c, (h, w) = in_channels, image_size
         out_c, n = width, 0
         while (h > 4 or w > 4) and (max_layers is None or n < max_layers):
-            # pooling before the ReLU gives the same numbers and gradients (max and ReLU
-            # commute) while the ReLU touches a quarter of the values
+            # pooling before the ReLU gives the same outputs and gradients (max and ReLU
+            # commute) while the ReLU touches a quarter of the values; DeepLift, whose rules
+            # treat each nonlinearity on its own, gives other maps (as complete)
             layers += [nn.Conv2d(c, out_c, 3, padding=1), nn.BatchNorm2d(out_c), nn.MaxPool2d(2, ceil_mode=True), nn.ReLU()]
             c, h, w, n = out_c, (h + 1) // 2, (w + 1) // 2, n + 1
             out_c = min(out_c * 2, 64)

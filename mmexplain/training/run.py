@@ -37,10 +37,10 @@ METRICS = "metrics.json"
 
 #: The model the default report explains (``mmexplain report --default``, and every notebook's
 #: defaults): attention fusion with the pretrained MiniLM as text encoder (frozen, its token
-#: states cached once per distinct question) reaches 0.999 on easy-VQA's test split after
-#: this 10-epoch one-cycle schedule, about 160 s of training on 2 CPU cores, on 1 and on 2
-#: torch threads alike (``benchmarks/bench_fusions_easy_vqa.py``; a fine-tuned MiniLM costs
-#: 24x more per epoch). Peak 2e-3 at batch 128 rather than 3e-3 at 256, for the same time:
+#: states cached once per distinct question) reaches 0.997 on easy-VQA's test split after
+#: this 10-epoch one-cycle schedule, 110-133 s of training on 2 CPU cores
+#: (``benchmarks/bench_fusions_easy_vqa.py``; 0.999 on 1 and 2 threads before the image
+#: encoder went channels-last; a fine-tuned MiniLM costs 24x more per epoch). Peak 2e-3 at batch 128 rather than 3e-3 at 256, for the same time:
 #: validation accuracy jumps past 0.97 at epoch 7 of 10 on either thread count, while with
 #: the larger rate and batch that jump came late or not at all -- test 0.992 on one thread,
 #: 0.945 on two, from float rounding alone.
