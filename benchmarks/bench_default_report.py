@@ -8,7 +8,7 @@ notebook's own time from the run's JSON results. The budget is 5 minutes on 2 CP
 
 Usage::
 
-    python benchmarks/bench_default_report.py [--out /tmp/default-report] [--jobs 1]
+    python benchmarks/bench_default_report.py [--out /tmp/default-report] [--jobs N]
 
 Needs GNU time (Debian package ``time``).
 """
@@ -32,7 +32,9 @@ BUDGET_S = 300.0
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=None, help="report folder (default: a fresh temporary one)")
-    parser.add_argument("--jobs", type=int, default=1, help="passed to mmexplain report --jobs")
+    parser.add_argument("--jobs", type=int, default=max(1, min(4, os.cpu_count() or 1)),
+                        help="passed to mmexplain report --jobs (default: one per core, at most 4, "
+                             "as `python3 tasks.py report` runs it)")
     args = parser.parse_args()
     if not Path("/usr/bin/time").exists():
         parser.error("/usr/bin/time not found; install GNU time (apt-get install -y time)")
