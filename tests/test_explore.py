@@ -203,6 +203,15 @@ def test_tabular_value_edit(trained_synthetic):
         ex.edit("tabular", {99: 1.0})
 
 
+def test_every_kinds_edit_is_an_edit_the_explorer_knows():
+    from mmexplain.explore.edits import EDITS
+    from mmexplain.kinds import KINDS
+
+    named = {KINDS.get(k).edit for k in KINDS.names()} - {None}
+    assert named and named <= set(EDITS), named - set(EDITS)
+    assert {"keep", "drop", "replace"} <= set(EDITS)  # the edits every modality has
+
+
 def test_widget_builds_and_reacts_to_its_controls(vqa_run, tmp_path):
     import mmexplain
 

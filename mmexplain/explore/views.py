@@ -36,6 +36,7 @@ from ..audit import DecisionCard, check_card, decision_cards
 from ..data import MultimodalDataset, Splits
 from ..exceptions import ConfigError
 from ..training import Run, load_run
+from .edits import DROP, EDITS, KEEP, REPLACE, Edit, WhatIf, free_edit
 
 __all__ = ["DEFAULT_POOL", "Cancelled", "DecisionView", "Explorer", "as_run", "interactive_methods"]
 
@@ -349,11 +350,11 @@ class Explorer:
         return sorted(set(self.decisions["true"]) | set(self.decisions["predicted"]))
 
     def edit_kind(self, modality: str) -> str | None:
-        """How ``modality`` can be edited beyond drop / replace: its kind's ``edit``
-        (``"text"`` needs the run's tokenizer)."""
-        spec = self._spec(modality)
-        kind = spec.kind_info.edit
-        return None if kind == "text" and self.run.tokenizer is None else kind
+        """How ``modality`` can be edited beyond drop / replace: the name of its kind's
+        free-form edit (:func:`~mmexplain.explore.edits.free_edit`), or None."""
+        self._spec(modality)
+        edit = free_edit(self.run, modality)
+        return None if edit is None else edit.name
 
     def feature_names(self, modality: str) -> list[str]:
         """Names of the units a ``"values"`` edit can set (``modality[j]``)."""
@@ -459,18 +460,11 @@ class Explorer:
     # -- what-if ------------------------------------------------------------------------------
     def drop(self, modality: str) -> DecisionView:
         """Set ``modality`` to the model's reference ("absent", :mod:`mmexplain.reference`)."""
-        self._spec(modality)
-        self._edits[modality] = ("drop", None)
-        return self._refresh()
+        return self._apply(modality, DROP, None)
 
     def replace(self, modality: str, source: int) -> DecisionView:
         """Take ``modality`` from decision ``source`` (a position in the split)."""
-        self._spec(modality)
-        if isinstance(source, bool) or not isinstance(source, (int, np.integer)) or not 0 <= source < len(self.data):
-            raise ConfigError(f"source must be a position in the {self.split} split (0..{len(self.data) - 1}); "
-                              f"got {source!r}.")
-        self._edits[modality] = ("replace", int(source))
-        return self._refresh()
+        return self._apply(modality, REPLACE, source)
 
     def edit(self, modality: str, value: Any) -> DecisionView:
         """Edit ``modality`` as its kind allows (:meth:`edit_kind`).
@@ -488,26 +482,17 @@ class Explorer:
         ConfigError
             The modality cannot be edited so, or ``value`` does not fit it.
         """
-        kind = self.edit_kind(modality)
-        if kind == "text":
-            if not isinstance(value, str):
-                raise ConfigError(f"value for {modality!r} must be the new text (a str); got {type(value).__name__}.")
-        elif kind == "values":
-            n = len(self.feature_names(modality))
-            if not isinstance(value, Mapping) or not all(
-                    isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 0 <= k < n
-                    and isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-                    for k, v in value.items()):
-                raise ConfigError(f"value for {modality!r} must map feature positions 0..{n - 1} to finite numbers; "
-                                  f"got {value!r}.")
-            old = self._edits.get(modality)
-            merged = dict(old[1]) if old and old[0] == "values" else {}
-            value = {**merged, **{int(k): float(v) for k, v in value.items()}}
-        else:
-            raise ConfigError(f"modality {modality!r} ({self._spec(modality).kind}) cannot be edited, only dropped "
-                              "or replaced" + (" (the run has no tokenizer)" if self._spec(modality).kind_info.edit
-                                               else "") + ".")
-        self._edits[modality] = (kind, value)
+        spec = self._spec(modality)
+        edit = free_edit(self.run, modality)
+        if edit is None:
+            no_tokenizer = spec.kind_info.edit is not None
+            raise ConfigError(f"modality {modality!r} ({spec.kind}) cannot be edited, only dropped or replaced"
+                              + (" (the run has no tokenizer)" if no_tokenizer else "") + ".")
+        return self._apply(modality, edit, value)
+
+    def _apply(self, modality: str, edit: Edit, value: Any) -> DecisionView:
+        self._spec(modality)
+        self._edits[modality] = (edit.name, edit.check(self, modality, value, self._edits.get(modality)))
         return self._refresh()
 
     def compute(self, method: str, *, cancel: threading.Event | None = None) -> DecisionView:
@@ -578,46 +563,14 @@ class Explorer:
         """The run with a one-decision ``split``: decision ``index`` with ``edits`` applied."""
         data = self.data
         x = data.inputs([index])
-        base = baselines_for(self.run, x)
-        texts_meta = data.meta.get("texts", {})
-        valid_meta = data.meta.get("valid_tokens", {})
-        texts, valid, evidence, words = {}, {}, {}, {}
-        for spec in self.run.model.modality_specs:
-            m = spec.name
-            kind, value = edits.get(m, (None, None))
-            row = data.rows[m][[index]]
-            if kind is None:
-                ev = data.evidence_for(m, [index])
-                if ev is not None:
-                    evidence[m] = ev
-            if kind == "replace":
-                x[m] = data.inputs([value])[m]
-                row = data.rows[m][[value]]
-                words[m] = f"replaced by decision {value}'s"
-            if kind in (None, "replace"):
-                if m in texts_meta:
-                    texts[m] = [texts_meta[m][int(row[0])]]
-                if m in valid_meta:
-                    valid[m] = valid_meta[m][row]
-            elif kind == "drop":
-                x[m] = base[m].expand_as(x[m]).clone()
-                words[m] = f"absent ({self.run.model.reference.describe().get(m, 'the reference')})"
-                if spec.kind_info.integer_ids:
-                    texts[m], valid[m] = [""], torch.zeros_like(x[m], dtype=torch.bool)
-            elif kind == "text":
-                enc = self.run.tokenizer.encode([value])
-                x[m], valid[m], texts[m] = enc.ids.to(x[m].dtype), enc.valid, [value]
-                words[m] = f"text edited to {value!r}"
-            elif kind == "values":
-                x[m] = x[m].clone()
-                flat = x[m].view(1, -1)
-                for j, v in value.items():
-                    flat[0, j] = v
-                words[m] = "set " + ", ".join(f"{m}[{j}] = {v:g}" for j, v in sorted(value.items()))
+        state = WhatIf(self.run, data, index, x, baselines_for(self.run, x))
+        for m in self.run.model.modalities:
+            name, value = edits.get(m, (KEEP.name, None))
+            EDITS[name].apply(state, m, value)
         one = MultimodalDataset(
-            f"{data.name} (what-if of decision {index})", list(data.modalities), {m: v for m, v in x.items()},
-            {m: torch.zeros(1, dtype=torch.long) for m in x}, data.targets[[index]], data.task, data.label_names,
-            evidence, {"texts": texts, "valid_tokens": valid})
+            f"{data.name} (what-if of decision {index})", list(data.modalities), dict(state.x),
+            {m: torch.zeros(1, dtype=torch.long) for m in state.x}, data.targets[[index]], data.task, data.label_names,
+            state.evidence, {"texts": state.texts, "valid_tokens": state.valid})
         splits = Splits(self.run.splits.train, self.run.splits.val, self.run.splits.test)
         setattr(splits, self.split, one)
-        return dataclasses.replace(self.run, splits=splits), torch.tensor([0]), words
+        return dataclasses.replace(self.run, splits=splits), torch.tensor([0]), state.words

@@ -17,6 +17,7 @@ import ipywidgets as W
 import pandas as pd
 
 from ..exceptions import ConfigError
+from .edits import Edit, free_edit
 from .views import Cancelled, DecisionView, Explorer
 
 __all__ = ["ExplorerWidget"]
@@ -115,6 +116,8 @@ class ExplorerWidget(W.VBox):
         self.edit: dict[str, W.Widget] = {}
         self.feature: dict[str, W.Dropdown] = {}
         self.apply: dict[str, W.Button] = {}
+        self.free: dict[str, Edit] = {}  # each modality's free-form edit (explore.edits) ...
+        self.controls: dict[str, dict[str, W.Widget]] = {}  # ... and its controls by role (edit, feature)
         rows = []
         n = len(ex.data) - 1
         for m in ex.run.model.modalities:
@@ -122,18 +125,14 @@ class ExplorerWidget(W.VBox):
                                 f"mmx-explore-drop-{m}")
             self.replace[m] = _cls(W.BoundedIntText(value=0, min=0, max=n, description=f"{m} from",
                                                     layout=W.Layout(width="180px")), f"mmx-explore-replace-{m}")
-            kind = ex.edit_kind(m)
             parts: list[W.Widget] = [self.drop[m], self.replace[m]]
-            if kind == "text":
-                self.edit[m] = _cls(W.Text(description=f"{m} text", layout=W.Layout(width="420px"),
-                                           continuous_update=False), f"mmx-explore-edit-{m}")
-                parts.append(self.edit[m])
-            elif kind == "values":
-                names = ex.feature_names(m)
-                self.feature[m] = _cls(W.Dropdown(options=[(s, j) for j, s in enumerate(names)],
-                                                  description="feature"), f"mmx-explore-feature-{m}")
-                self.edit[m] = _cls(W.FloatText(description="value"), f"mmx-explore-edit-{m}")
-                parts += [self.feature[m], self.edit[m]]
+            edit = free_edit(ex.run, m)
+            if edit is not None:
+                self.free[m] = edit
+                self.controls[m] = {role: _cls(c, f"mmx-explore-{role}-{m}") for role, c in edit.controls(ex, m).items()}
+                for role, control in self.controls[m].items():
+                    getattr(self, role)[m] = control
+                parts += self.controls[m].values()
             self.apply[m] = _cls(W.Button(description=f"apply {m}"), f"mmx-explore-apply-{m}")
             parts.append(self.apply[m])
             self.drop[m].on_click(lambda _b, m=m: self._act(lambda: ex.drop(m)))
@@ -190,11 +189,10 @@ class ExplorerWidget(W.VBox):
             self._act(lambda: self.explorer.select(int(change["new"])))
 
     def _apply(self, m: str) -> None:
-        ex = self.explorer
-        if m in self.feature:
-            self._act(lambda: ex.edit(m, {int(self.feature[m].value): float(self.edit[m].value)}))
-        elif m in self.edit and self.edit[m].value.strip():
-            self._act(lambda: ex.edit(m, self.edit[m].value))
+        ex, edit = self.explorer, self.free.get(m)
+        value = None if edit is None else edit.read(self.controls[m])
+        if value is not None:
+            self._act(lambda: ex.edit(m, value))
         else:
             self._act(lambda: ex.replace(m, int(self.replace[m].value)))
 
