@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--methods", default="ig", help="comma-separated (default: ig)")
     p.add_argument("--batch-size", type=int, default=64, help="decisions per chunk (default: 64)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the local engine (default: 1)")
-    p.add_argument("--interval", type=float, default=0.2, help="memory sampling period, seconds")
+    # reading smaps_rollup of every Ray process costs about a quarter of a core at 0.2 s
+    p.add_argument("--interval", type=float, default=1.0, help="memory sampling period, seconds (default: 1)")
     p.add_argument("--one", nargs=2, metavar=("ENGINE", "N"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
