@@ -212,6 +212,14 @@ def test_every_kinds_edit_is_an_edit_the_explorer_knows():
     assert {"keep", "drop", "replace"} <= set(EDITS)  # the edits every modality has
 
 
+def _traces(fw) -> list[str]:
+    """A FigureWidget's traces as JSON, without the uids plotly gives each new trace."""
+    from plotly.utils import PlotlyJSONEncoder
+
+    return [json.dumps({k: v for k, v in t.to_plotly_json().items() if k != "uid"}, cls=PlotlyJSONEncoder,
+                       sort_keys=True) for t in fw.data]
+
+
 def test_widget_builds_and_reacts_to_its_controls(vqa_run, tmp_path):
     import mmexplain
 
@@ -222,12 +230,18 @@ def test_widget_builds_and_reacts_to_its_controls(vqa_run, tmp_path):
     assert "mmx-explore-edit-question" in w.edit["question"]._dom_classes
     assert [v for _, v in w.decision.options] == POOL
 
+    shown = [fw for row in w.map_figures() for fw in row]
+    before = [_traces(fw) for fw in shown]
     w.decision.value = 2
     assert w.explorer.current.index == 2
+    # redrawn in place: a new FigureWidget would send plotly.js (~5 MB) to the browser again
+    again = [fw for row in w.map_figures() for fw in row]
+    assert [id(fw) for fw in again] == [id(fw) for fw in shown]
+    assert [_traces(fw) for fw in again] != before
     w.wait(60)
     assert w.explorer.current.checked and "trust" in w.trust.value
     assert w.explorer.current.predicted in w.prediction.value and "Decision 2" in w.prediction.value
-    assert len(w.maps.children) == 2 and len(w.maps.children[0].children) == 2  # modalities x methods
+    assert len(w.map_figures()) == 2 and len(w.map_figures()[0]) == 2  # modalities x methods
 
     w.drop["image"].click()
     assert "image" in w.explorer.current.what_if and "What-if" in w.prediction.value
@@ -237,7 +251,7 @@ def test_widget_builds_and_reacts_to_its_controls(vqa_run, tmp_path):
     assert w.explorer.current.card.texts["question"] == "what shape is it?"
 
     w.opacity.value = 0.25
-    heat = [tr for row in w.maps.children for fw in row.children for tr in fw.data if tr.name == "attribution"
+    heat = [tr for row in w.map_figures() for fw in row for tr in fw.data if tr.name == "attribution"
             and tr.type == "heatmap"]
     assert heat and all(tr.opacity == 0.25 for tr in heat)
 

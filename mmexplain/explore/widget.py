@@ -110,6 +110,11 @@ class ExplorerWidget(W.VBox):
         self.interaction = _cls(W.Box(), "mmx-explore-interaction")
         self.trust = _cls(W.HTML(), "mmx-explore-trust")
         self.status = _cls(W.HTML(), "mmx-explore-status")
+        # FigureWidgets by slot (("map", modality, method), ("shapley",), ("interaction",)),
+        # reused from view to view, each in a frame that hides it when its slot is not shown
+        self._figures: dict[tuple[str, ...], Any] = {}
+        self._frames: dict[tuple[str, ...], W.Box] = {}
+        self._rows: dict[str, W.HBox] = {}  # one row of maps per modality
         # -- what-if, per modality as its kind allows
         self.drop: dict[str, W.Button] = {}
         self.replace: dict[str, W.BoundedIntText] = {}
@@ -274,10 +279,15 @@ class ExplorerWidget(W.VBox):
             return
         self.export_out.value = f"wrote {html.escape(str(html_path))} and {html.escape(str(json_path))}"
 
+    def map_figures(self) -> list[list[Any]]:
+        """The FigureWidgets of the maps shown now: one list per modality, one per method."""
+        view = self.explorer.current
+        return [[self._figures[("map", m, method)] for method in view.methods] for m in view.modalities]
+
     def _set_opacity(self) -> None:
-        for box in self.maps.children:
-            for fw in getattr(box, "children", ()):
-                for tr in getattr(fw, "data", ()):
+        for row in self.map_figures():
+            for fw in row:
+                for tr in fw.data:
                     if tr.name == "attribution" and tr.type == "heatmap":
                         tr.opacity = self.opacity.value
 
@@ -295,12 +305,37 @@ class ExplorerWidget(W.VBox):
             f"({view.probability:.3f}), true {e(view.true)} — {verdict}{what_if}{texts}<br><small>{without}"
             "</small></div>")
         figs = {method: view.method_figures(method) for method in view.methods}
-        self.maps.children = [W.HBox([_fw(figs[method][m]) for method in view.methods]) for m in view.modalities]
+        for m in view.modalities:
+            for method in view.methods:
+                self._draw(("map", m, method), figs[method][m])
+        # figures are shown or hidden, never taken off the page: plotly's FigureWidget view
+        # keeps listening after it is removed, and fails on every later update of its figure
+        for m in view.modalities:
+            row = self._rows.setdefault(m, W.HBox())
+            slots = [s for s in self._frames if s[:2] == ("map", m)]
+            for slot in slots:
+                self._frames[slot].layout.display = "" if slot[2] in view.methods else "none"
+            if list(row.children) != [self._frames[s] for s in slots]:
+                row.children = [self._frames[s] for s in slots]
+        self.maps.children = [self._rows[m] for m in view.modalities]
         self._set_opacity()
-        self.shapley.children = [_fw(view.shapley_figure())]
-        self.interaction.children = [_fw(view.interaction_figure())]
+        self.shapley.children = [self._draw(("shapley",), view.shapley_figure())]
+        self.interaction.children = [self._draw(("interaction",), view.interaction_figure())]
         self._show_trust(view)
         self.method.options = view.on_demand
+
+    def _draw(self, slot: tuple[str, ...], fig: Any) -> W.Box:
+        """Show ``fig`` in the FigureWidget of ``slot``, made on first use and redrawn in place
+        after (every new FigureWidget sends plotly.js, about 5 MB, to the browser: a change
+        of decision took tens of seconds in JupyterLab); returns the widget's frame."""
+        fw = self._figures.get(slot)
+        if fw is None:
+            fw = self._figures[slot] = _fw(fig)
+            self._frames[slot] = W.Box([fw])
+        else:
+            fig.update_layout(**_FIG_SIZE)
+            fw.update(data=fig.data, layout=fig.layout, overwrite=True)
+        return self._frames[slot]
 
     def _show_trust(self, view: DecisionView) -> None:
         if not view.checked:
