@@ -279,13 +279,15 @@ class ExplorerWidget(W.VBox):
             return
         self.export_out.value = f"wrote {html.escape(str(html_path))} and {html.escape(str(json_path))}"
 
-    def map_figures(self) -> list[list[Any]]:
-        """The FigureWidgets of the maps shown now: one list per modality, one per method."""
-        view = self.explorer.current
-        return [[self._figures[("map", m, method)] for method in view.methods] for m in view.modalities]
+    def map_figures(self, view: DecisionView | None = None) -> list[list[Any]]:
+        """The FigureWidgets of ``view``'s maps (default: the current view's): one list per
+        modality, one FigureWidget per method drawn so far."""
+        view = self.explorer.current if view is None else view
+        return [[self._figures[s] for s in (("map", m, method) for method in view.methods) if s in self._figures]
+                for m in view.modalities]
 
-    def _set_opacity(self) -> None:
-        for row in self.map_figures():
+    def _set_opacity(self, view: DecisionView | None = None) -> None:
+        for row in self.map_figures(view):
             for fw in row:
                 for tr in fw.data:
                     if tr.name == "attribution" and tr.type == "heatmap":
@@ -318,7 +320,7 @@ class ExplorerWidget(W.VBox):
             if list(row.children) != [self._frames[s] for s in slots]:
                 row.children = [self._frames[s] for s in slots]
         self.maps.children = [self._rows[m] for m in view.modalities]
-        self._set_opacity()
+        self._set_opacity(view)
         self.shapley.children = [self._draw(("shapley",), view.shapley_figure())]
         self.interaction.children = [self._draw(("interaction",), view.interaction_figure())]
         self._show_trust(view)
