@@ -25,10 +25,9 @@ __all__ = ["ExplorerWidget"]
 _FIG_SIZE = {"width": 360, "height": 320, "margin": {"l": 30, "r": 10, "t": 40, "b": 30}}
 
 
-def _fw(fig: Any, **layout: Any) -> Any:
+def _fw(fig: Any) -> Any:
     import plotly.graph_objects as go
 
-    fig.update_layout(**{**_FIG_SIZE, **layout})
     return go.FigureWidget(fig.to_dict(), _validate=False)  # validated once already, by viz
 
 
@@ -330,12 +329,12 @@ class ExplorerWidget(W.VBox):
         """Show ``fig`` in the FigureWidget of ``slot``, made on first use and redrawn in place
         after (every new FigureWidget sends plotly.js, about 5 MB, to the browser: a change
         of decision took tens of seconds in JupyterLab); returns the widget's frame."""
+        fig.update_layout(**_FIG_SIZE)
         fw = self._figures.get(slot)
         if fw is None:
             fw = self._figures[slot] = _fw(fig)
             self._frames[slot] = W.Box([fw])
         else:
-            fig.update_layout(**_FIG_SIZE)
             fw.update(data=fig.data, layout=fig.layout, overwrite=True)
         return self._frames[slot]
 
